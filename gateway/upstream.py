@@ -1,0 +1,128 @@
+"""The gateway's connections to the stage services: channels, duplex streams, health.
+
+One channel per stage is shared by every session; each session opens its own session-long
+bidirectional stream on it. Keepalives notice a dead peer; reconnection is gRPC's own, with
+backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from voice.settings import GatewaySettings
+from voice.v1 import llm_pb2_grpc, stt_pb2_grpc, tts_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+    ("grpc.lb_policy_name", "round_robin"),
+]
+
+
+def _interceptors() -> list[grpc.aio.ClientInterceptor]:
+    try:
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+        return list(aio_client_interceptors())
+    except ImportError:  # pragma: no cover - the instrumentation is a pinned dependency
+        return []
+
+
+@dataclass
+class Upstreams:
+    stt_channel: grpc.aio.Channel
+    llm_channel: grpc.aio.Channel
+    tts_channel: grpc.aio.Channel
+
+    @staticmethod
+    def connect(settings: GatewaySettings) -> Upstreams:
+        def channel(address: str) -> grpc.aio.Channel:
+            return grpc.aio.insecure_channel(
+                address, options=CHANNEL_OPTIONS, interceptors=_interceptors()
+            )
+
+        return Upstreams(
+            channel(settings.stt_address),
+            channel(settings.llm_address),
+            channel(settings.tts_address),
+        )
+
+    @property
+    def stt(self) -> stt_pb2_grpc.SpeechToTextServiceStub:
+        return stt_pb2_grpc.SpeechToTextServiceStub(self.stt_channel)
+
+    @property
+    def llm(self) -> llm_pb2_grpc.LanguageModelServiceStub:
+        return llm_pb2_grpc.LanguageModelServiceStub(self.llm_channel)
+
+    @property
+    def tts(self) -> tts_pb2_grpc.TextToSpeechServiceStub:
+        return tts_pb2_grpc.TextToSpeechServiceStub(self.tts_channel)
+
+    async def health(self, timeout_s: float = 1.0) -> dict[str, str]:
+        """Each stage's gRPC health status name (SERVING, NOT_SERVING, or UNAVAILABLE)."""
+
+        async def check(channel: grpc.aio.Channel) -> str:
+            try:
+                response = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=timeout_s
+                )
+                return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            except grpc.aio.AioRpcError as error:
+                return str(error.code().name)
+
+        names = ("stt", "llm", "tts")
+        channels = (self.stt_channel, self.llm_channel, self.tts_channel)
+        results = await asyncio.gather(*(check(c) for c in channels))
+        return dict(zip(names, results, strict=True))
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            self.stt_channel.close(), self.llm_channel.close(), self.tts_channel.close()
+        )
+
+
+class DuplexStream(Generic[Request, Response]):
+    """A bidirectional stream fed from a queue: ``send`` never blocks, ``close`` half-closes."""
+
+    def __init__(
+        self,
+        open_call: Callable[[AsyncIterator[Request]], grpc.aio.StreamStreamCall],
+        first: Request,
+    ) -> None:
+        self._queue: asyncio.Queue[Request | None] = asyncio.Queue()
+        self._first = first
+        self.call = open_call(self._requests())
+
+    async def _requests(self) -> AsyncIterator[Request]:
+        yield self._first
+        while (request := await self._queue.get()) is not None:
+            yield request
+
+    def send(self, request: Request) -> None:
+        self._queue.put_nowait(request)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+    async def responses(self) -> AsyncIterator[Response]:
+        async for response in self.call:
+            yield response

@@ -1,0 +1,1 @@
+"""Starts and supervises the whole cluster on this machine (make run, tests, benchmarks)."""

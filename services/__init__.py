@@ -1,0 +1,1 @@
+"""The voice agent stage services: stt, llm and tts, each its own process."""

@@ -1,0 +1,1 @@
+"""Language model service: streaming replies with per-session history and instant cancel."""

@@ -1,0 +1,67 @@
+"""Run the llm service: ``python -m services.llm``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from services.llm.demo import DemoModel
+from services.llm.engine import LanguageModel
+from services.llm.fallback import FallbackChain
+from services.llm.servicer import LanguageModelServicer
+from voice.errors import SettingsError
+from voice.models import ModelUnavailableError
+from voice.serving import serve
+from voice.settings import LlmSettings
+from voice.telemetry import setup_logging, setup_tracing
+from voice.v1 import llm_pb2, llm_pb2_grpc
+
+log = logging.getLogger("llm")
+
+
+async def build_providers(settings: LlmSettings) -> list[LanguageModel]:
+    providers: list[LanguageModel] = []
+    for name in settings.providers:
+        if name == "local":
+            from services.llm.local import LocalLlama
+
+            local = await asyncio.to_thread(LocalLlama, settings)
+            await asyncio.to_thread(local.warm_up, settings.system_prompt)
+            providers.append(local)
+        elif name == "demo":
+            providers.append(DemoModel())
+    return providers
+
+
+async def main() -> None:
+    settings = LlmSettings.from_env()
+    setup_logging(settings.common.log_level)
+    provider = setup_tracing("llm")
+    chain = FallbackChain(await build_providers(settings))
+    log.info("providers, in order: %s", chain.name)
+    servicer = LanguageModelServicer(
+        chain, settings.system_prompt, settings.context_tokens, settings.max_reply_tokens
+    )
+
+    async def on_stop() -> None:
+        if provider is not None:
+            provider.shutdown()
+
+    await serve(
+        name="llm",
+        listen=settings.listen,
+        service_names=[llm_pb2.DESCRIPTOR.services_by_name["LanguageModelService"].full_name],
+        register=lambda server: llm_pb2_grpc.add_LanguageModelServiceServicer_to_server(
+            servicer, server
+        ),
+        on_stop=on_stop,
+    )
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except (SettingsError, ModelUnavailableError) as error:
+        print(f"llm: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,41 @@
+"""The shapes the llm service works with: a turn in, text deltas out, behind one Protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by an engine while it generates; read after the stream ends."""
+
+    provider: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Turn:
+    messages: tuple[Message, ...]
+    max_tokens: int
+    stats: GenerationStats = field(default_factory=GenerationStats, compare=False)
+
+
+class LanguageModel(Protocol):
+    """A provider. ``generate`` streams text deltas; closing the iterator stops the work."""
+
+    name: str
+
+    def generate(self, turn: Turn) -> AsyncIterator[str]: ...

@@ -1,0 +1,181 @@
+"""The gRPC face of the llm service: one Converse stream per session, one task per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from opentelemetry import trace
+
+from services.llm.engine import LanguageModel, Turn
+from services.llm.history import History
+from voice.telemetry import context_from_message
+from voice.v1 import llm_pb2, llm_pb2_grpc
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("voice.llm")
+
+MAX_TURN_TEXT_CHARS = 20_000
+
+
+@dataclass
+class _ActiveTurn:
+    turn_id: str
+    heard_text: str | None = None
+    task: asyncio.Task[None] = field(init=False)
+
+
+class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
+    def __init__(
+        self, model: LanguageModel, system_prompt: str, budget_tokens: int, max_reply_tokens: int
+    ) -> None:
+        self._model = model
+        self._system_prompt = system_prompt
+        self._budget_tokens = budget_tokens
+        self._max_reply_tokens = max_reply_tokens
+        self.active_streams = 0
+
+    async def Converse(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[llm_pb2.ConverseRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[llm_pb2.ConverseResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if first.WhichOneof("request") != "config":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config")
+        session_id = first.config.session_id
+        history = History(first.config.system_prompt or self._system_prompt, self._budget_tokens)
+        out: asyncio.Queue[llm_pb2.ConverseResponse | None] = asyncio.Queue()
+        errors: list[str] = []
+        reader = asyncio.create_task(self._read(request_iterator, history, out, errors))
+        self.active_streams += 1
+        log.info("stream opened (session %s, %d active)", session_id, self.active_streams)
+        try:
+            while (response := await out.get()) is not None:
+                yield response
+            if errors:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self.active_streams -= 1
+            log.info("stream closed (session %s, %d active)", session_id, self.active_streams)
+
+    async def _read(
+        self,
+        requests: AsyncIterator[llm_pb2.ConverseRequest],
+        history: History,
+        out: asyncio.Queue[llm_pb2.ConverseResponse | None],
+        errors: list[str],
+    ) -> None:
+        active: _ActiveTurn | None = None
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("request")
+                if kind == "turn":
+                    if active is not None and not active.task.done():
+                        active.task.cancel()
+                        await asyncio.gather(active.task, return_exceptions=True)
+                    active = _ActiveTurn(request.turn.turn_id)
+                    active.task = asyncio.create_task(
+                        self._run_turn(request.turn, active, history, out),
+                        name=f"turn-{request.turn.turn_id}",
+                    )
+                elif kind == "cancel":
+                    if active is not None and active.turn_id == request.cancel.turn_id:
+                        if request.cancel.has_heard_text:
+                            active.heard_text = request.cancel.heard_text
+                        active.task.cancel()
+                else:
+                    errors.append(f"unexpected message '{kind}' after the config")
+                    break
+            if active is not None:
+                await asyncio.gather(active.task, return_exceptions=True)
+        finally:
+            if active is not None and not active.task.done():
+                active.task.cancel()
+                await asyncio.gather(active.task, return_exceptions=True)
+            out.put_nowait(None)
+
+    async def _run_turn(
+        self,
+        request: llm_pb2.UserTurn,
+        active: _ActiveTurn,
+        history: History,
+        out: asyncio.Queue[llm_pb2.ConverseResponse | None],
+    ) -> None:
+        turn_id = request.turn_id
+        text = request.text.strip()
+        if not text:
+            out.put_nowait(_done(turn_id, error="empty text: nothing to answer"))
+            return
+        if len(text) > MAX_TURN_TEXT_CHARS:
+            log.warning("turn %s: text of %d characters cut to %d", turn_id, len(text),
+                        MAX_TURN_TEXT_CHARS)
+            text = text[:MAX_TURN_TEXT_CHARS]
+        turn = Turn(history.prompt_for(text), self._max_reply_tokens)
+        reply: list[str] = []
+        started = time.perf_counter()
+        first_token_ms = 0.0
+        parent = context_from_message(request.trace_context)
+        with tracer.start_as_current_span("llm.generate", context=parent) as span:
+            span.set_attribute("voice.turn_id", turn_id)
+            span.add_event("llm_start")
+            try:
+                async for delta in self._model.generate(turn):
+                    if not reply:
+                        first_token_ms = (time.perf_counter() - started) * 1000
+                        span.add_event("llm_first_token")
+                    reply.append(delta)
+                    out.put_nowait(
+                        llm_pb2.ConverseResponse(delta=llm_pb2.TextDelta(turn_id=turn_id, text=delta))
+                    )
+            except asyncio.CancelledError:
+                heard = active.heard_text
+                history.record(text, "".join(reply) if heard is None else heard)
+                span.add_event("interrupted")
+                out.put_nowait(_done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms))
+                raise
+            except Exception as error:
+                log.exception("turn %s failed", turn_id)
+                span.record_exception(error)
+                history.record(text, "".join(reply))
+                out.put_nowait(_done(turn_id, turn=turn, error=str(error), first_token_ms=first_token_ms))
+                return
+            span.set_attribute("llm.provider", turn.stats.provider or getattr(self._model, "name", ""))
+            span.set_attribute("llm.model", turn.stats.model)
+            span.set_attribute("llm.prompt_tokens", turn.stats.prompt_tokens)
+            span.set_attribute("llm.completion_tokens", turn.stats.completion_tokens)
+            history.record(text, "".join(reply))
+            out.put_nowait(_done(turn_id, turn=turn, first_token_ms=first_token_ms))
+
+
+def _done(
+    turn_id: str,
+    *,
+    turn: Turn | None = None,
+    cancelled: bool = False,
+    error: str = "",
+    first_token_ms: float = 0.0,
+) -> llm_pb2.ConverseResponse:
+    stats = turn.stats if turn is not None else None
+    return llm_pb2.ConverseResponse(
+        done=llm_pb2.TurnDone(
+            turn_id=turn_id,
+            provider=stats.provider if stats else "",
+            model=stats.model if stats else "",
+            cancelled=cancelled,
+            prompt_tokens=stats.prompt_tokens if stats else 0,
+            completion_tokens=stats.completion_tokens if stats else 0,
+            first_token_ms=first_token_ms,
+            error=error,
+        )
+    )

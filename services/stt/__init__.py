@@ -1,0 +1,1 @@
+"""Speech-to-text service: streaming faster-whisper with voice-activity endpointing."""

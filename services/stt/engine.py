@@ -1,0 +1,78 @@
+"""The shapes the stt service works with: events out of a stream, and the engines behind it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+MODEL_SAMPLE_RATE = 16000
+
+
+class SpeechEventKind(enum.Enum):
+    SPEECH_STARTED = "speech_started"
+    PAUSE = "pause"
+    END_OF_TURN = "end_of_turn"
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    kind: SpeechEventKind
+    utterance_id: str
+    stream_time_s: float
+    speech_end_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transcript:
+    utterance_id: str
+    text: str
+    final: bool
+    stable_text: str
+    speech_start_s: float
+    speech_end_s: float
+    decode_ms: float
+
+
+TranscriptEvent = SpeechEvent | Transcript
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """Audio for the stream, already at :data:`MODEL_SAMPLE_RATE`, as float32 samples."""
+
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class FlushInput:
+    """End the current utterance now, whatever the silence so far."""
+
+
+@dataclass(frozen=True)
+class ResetInput:
+    """Forget the current utterance and listen afresh."""
+
+
+StreamInput = AudioInput | FlushInput | ResetInput
+
+
+class Decoder(Protocol):
+    """Turns a whole utterance into text. Blocking: call it from a worker thread."""
+
+    def decode(self, samples: np.ndarray) -> str: ...
+
+
+class VoiceActivityDetector(Protocol):
+    """Speech probability of consecutive windows of one stream. Holds per-stream state."""
+
+    window_samples: int
+
+    def probability(self, window: np.ndarray) -> float: ...
+
+
+class Transcriber(Protocol):
+    def transcribe(self, inputs: AsyncIterator[StreamInput]) -> AsyncIterator[TranscriptEvent]: ...

@@ -1,0 +1,133 @@
+"""The gRPC face of the stt service: proto messages in and out of a TranscriptionStream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from services.stt.engine import (
+    MODEL_SAMPLE_RATE,
+    AudioInput,
+    Decoder,
+    FlushInput,
+    ResetInput,
+    SpeechEvent,
+    SpeechEventKind,
+    StreamInput,
+    TranscriptEvent,
+    VoiceActivityDetector,
+)
+from services.stt.streaming import StreamConfig, TranscriptionStream
+from voice.audio import Resampler, pcm16_to_float
+from voice.v1 import stt_pb2, stt_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_KIND_TO_PROTO = {
+    SpeechEventKind.SPEECH_STARTED: stt_pb2.SpeechEvent.KIND_SPEECH_STARTED,
+    SpeechEventKind.PAUSE: stt_pb2.SpeechEvent.KIND_PAUSE,
+    SpeechEventKind.END_OF_TURN: stt_pb2.SpeechEvent.KIND_END_OF_TURN,
+}
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
+
+
+def to_proto(event: TranscriptEvent) -> stt_pb2.TranscribeResponse:
+    if isinstance(event, SpeechEvent):
+        return stt_pb2.TranscribeResponse(
+            speech_event=stt_pb2.SpeechEvent(
+                kind=_KIND_TO_PROTO[event.kind],
+                utterance_id=event.utterance_id,
+                stream_time_s=event.stream_time_s,
+                speech_end_s=event.speech_end_s,
+            )
+        )
+    return stt_pb2.TranscribeResponse(
+        transcript=stt_pb2.Transcript(
+            utterance_id=event.utterance_id,
+            text=event.text,
+            final=event.final,
+            stable_text=event.stable_text,
+            speech_start_s=event.speech_start_s,
+            speech_end_s=event.speech_end_s,
+            decode_ms=event.decode_ms,
+        )
+    )
+
+
+class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
+    def __init__(
+        self,
+        decoder: Decoder,
+        vad_factory: Callable[[], VoiceActivityDetector],
+        config: StreamConfig,
+        decode_workers: int = 2,
+    ) -> None:
+        self._decoder = decoder
+        self._vad_factory = vad_factory
+        self._config = config
+        self._decode_executor = ThreadPoolExecutor(decode_workers, thread_name_prefix="decode")
+        self._vad_executor = ThreadPoolExecutor(2, thread_name_prefix="vad")
+        self.active_streams = 0
+
+    async def Transcribe(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[stt_pb2.TranscribeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[stt_pb2.TranscribeResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if first.WhichOneof("request") != "config":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config")
+        rate = first.config.sample_rate or MODEL_SAMPLE_RATE
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
+            )
+        session_id = first.config.session_id
+        stream = TranscriptionStream(
+            self._decoder, self._vad_factory, self._config, self._decode_executor, self._vad_executor
+        )
+        self.active_streams += 1
+        log.info("stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams)
+        errors: list[str] = []
+        try:
+            inputs = self._inputs(request_iterator, Resampler(rate, MODEL_SAMPLE_RATE), errors)
+            async for event in stream.transcribe(inputs):
+                yield to_proto(event)
+            if errors:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
+        finally:
+            self.active_streams -= 1
+            log.info("stream closed (session %s, %d active)", session_id, self.active_streams)
+
+    @staticmethod
+    async def _inputs(
+        requests: AsyncIterator[stt_pb2.TranscribeRequest], resampler: Resampler, errors: list[str]
+    ) -> AsyncIterator[StreamInput]:
+        async for request in requests:
+            kind = request.WhichOneof("request")
+            if kind == "audio":
+                if len(request.audio.pcm) % 2:
+                    errors.append("audio.pcm must be PCM16: an even number of bytes")
+                    return
+                pcm = resampler.process(request.audio.pcm)
+                if pcm:
+                    yield AudioInput(pcm16_to_float(pcm))
+            elif kind == "control":
+                action = request.control.action
+                if action == stt_pb2.TranscribeControl.ACTION_FLUSH:
+                    yield FlushInput()
+                elif action == stt_pb2.TranscribeControl.ACTION_RESET:
+                    yield ResetInput()
+            else:
+                errors.append(f"unexpected message '{kind}' after the config")
+                return
+
+    def shutdown(self) -> None:
+        self._decode_executor.shutdown(wait=False, cancel_futures=True)
+        self._vad_executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Speech synthesis service: text deltas in, sentence-chunked streaming PCM out."""

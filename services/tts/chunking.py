@@ -1,0 +1,92 @@
+"""Cutting a stream of text deltas into speakable chunks as the text arrives.
+
+The first chunk of a turn is short, a clause, so audio can start after a few words; the rest are
+whole sentences. A cut is made only where the text already shows what follows (whitespace after
+the punctuation), so "3.5", "e.g.", "Mr. Smith", "10:30" and "example.com/a.b" stay whole.
+"""
+
+from __future__ import annotations
+
+import re
+
+ABBREVIATIONS = frozenset(
+    {
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "eg", "ie",
+        "a.m", "p.m", "no", "approx", "dept", "est", "fig", "inc", "ltd", "co", "mt", "u.s",
+    }
+)
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n")
+_CLAUSE_END = re.compile(r"[,;:\u2014](?=\s)")
+_WORD = re.compile(r"\S+(?=\s)")
+LONG_SENTENCE_WORDS = 40
+
+
+def _is_abbreviation(text: str, dot_index: int) -> bool:
+    if text[dot_index] != ".":
+        return False
+    start = dot_index
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    word = text[start:dot_index].lower().lstrip("(\"'")
+    if word in ABBREVIATIONS:
+        return True
+    # A single initial ("J. Smith") is not the end of a sentence either.
+    return len(word) == 1 and word.isalpha() and text[start].isupper()
+
+
+def _sentence_cut(text: str) -> int | None:
+    for match in _SENTENCE_END.finditer(text):
+        if match.group() != "\n" and _is_abbreviation(text, match.start()):
+            continue
+        if text[: match.end()].strip():
+            return match.end()
+    return None
+
+
+def _words_before(text: str, index: int) -> int:
+    return len(_WORD.findall(text[:index] + " "))
+
+
+class SpeakableChunker:
+    def __init__(self, first_min_words: int = 3, first_max_words: int = 8) -> None:
+        self.first_min_words = first_min_words
+        self.first_max_words = first_max_words
+        self._buffer = ""
+        self._first = True
+
+    def push(self, delta: str) -> list[str]:
+        """Add a text delta; returns the chunks that are now complete."""
+        self._buffer += delta
+        chunks: list[str] = []
+        while (cut := self._find_cut()) is not None:
+            chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if chunk:
+                chunks.append(chunk)
+                self._first = False
+        return chunks
+
+    def flush(self) -> list[str]:
+        """No more text is coming: whatever is left is the last chunk."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return [rest] if rest else []
+
+    def _find_cut(self) -> int | None:
+        text = self._buffer
+        sentence = _sentence_cut(text)
+        limit = self.first_max_words if self._first else LONG_SENTENCE_WORDS
+        if self._first:
+            for match in _CLAUSE_END.finditer(text):
+                if sentence is not None and match.start() > sentence:
+                    break
+                if _words_before(text, match.end()) >= self.first_min_words:
+                    return match.end()
+        if sentence is not None:
+            return sentence
+        words = list(_WORD.finditer(text))
+        if len(words) < limit:
+            return None
+        if not self._first:
+            clauses = [m.end() for m in _CLAUSE_END.finditer(text, 0, words[limit - 1].end())]
+            if clauses:
+                return clauses[-1]
+        return words[limit - 1].end()

@@ -1,0 +1,1 @@
+"""What every process of the voice agent cluster shares."""

@@ -1,0 +1,278 @@
+"""Settings for every process, read once from the environment and validated at start.
+
+Each process builds one frozen settings object with ``<Kind>Settings.from_env()``. A bad value
+raises :class:`SettingsError` naming the variable, so the process fails at once with a clear
+message. Nothing else in the project reads ``os.environ``; ``OTEL_*`` variables are left to the
+OpenTelemetry SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from voice.errors import SettingsError
+
+N = TypeVar("N", int, float)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly voice assistant in a spoken conversation. Your words are read aloud, "
+    "so answer in one to three short sentences, and keep the first sentence very short. "
+    "Never use markdown, lists, code, emoji or symbols. Write numbers, units and symbols the "
+    "way they are spoken. If you do not know something, say so briefly."
+)
+
+
+class Env:
+    """Typed access to environment variables that collects every problem before failing."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+        self._problems: list[str] = []
+
+    def raw(self, *names: str) -> tuple[str, str] | None:
+        for name in names:
+            value = self._environ.get(name)
+            if value is not None and value.strip() != "":
+                return name, value.strip()
+        return None
+
+    def text(self, default: str, *names: str, choices: tuple[str, ...] = ()) -> str:
+        found = self.raw(*names)
+        if found is None:
+            return default
+        name, value = found
+        if choices and value not in choices:
+            self._problems.append(f"{name}={value!r}: expected one of {', '.join(choices)}")
+            return default
+        return value
+
+    def integer(self, default: int, *names: str, low: int | None = None, high: int | None = None) -> int:
+        found = self.raw(*names)
+        if found is None:
+            return default
+        name, value = found
+        try:
+            number = int(value)
+        except ValueError:
+            self._problems.append(f"{name}={value!r}: expected a whole number")
+            return default
+        return self._in_range(name, number, low, high, default)
+
+    def number(
+        self, default: float, *names: str, low: float | None = None, high: float | None = None
+    ) -> float:
+        found = self.raw(*names)
+        if found is None:
+            return default
+        name, value = found
+        try:
+            number = float(value)
+        except ValueError:
+            self._problems.append(f"{name}={value!r}: expected a number")
+            return default
+        return self._in_range(name, number, low, high, default)
+
+    def flag(self, default: bool, *names: str) -> bool:
+        found = self.raw(*names)
+        if found is None:
+            return default
+        name, value = found
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self._problems.append(f"{name}={value!r}: expected true or false")
+        return default
+
+    def items(self, default: tuple[str, ...], *names: str) -> tuple[str, ...]:
+        found = self.raw(*names)
+        if found is None:
+            return default
+        return tuple(item.strip() for item in found[1].split(",") if item.strip())
+
+    def problem(self, message: str) -> None:
+        self._problems.append(message)
+
+    def check(self, what: str) -> None:
+        if self._problems:
+            lines = "\n  ".join(self._problems)
+            raise SettingsError(f"invalid {what} settings:\n  {lines}")
+
+    def _in_range(self, name: str, number: N, low: N | None, high: N | None, default: N) -> N:
+        if (low is not None and number < low) or (high is not None and number > high):
+            self._problems.append(f"{name}={number}: expected a value in [{low}, {high}]")
+            return default
+        return number
+
+
+def _address(env: Env, default: str, *names: str) -> str:
+    value = env.text(default, *names)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        env.problem(f"{names[0]}={value!r}: expected host:port")
+    return value
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    log_level: str
+    cache_dir: Path
+
+    @staticmethod
+    def read(env: Env) -> CommonSettings:
+        return CommonSettings(
+            log_level=env.text("INFO", "LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+            cache_dir=Path(env.text(".cache/models", "VOICE_CACHE_DIR")),
+        )
+
+
+@dataclass(frozen=True)
+class SttSettings:
+    common: CommonSettings
+    listen: str
+    model: str
+    device: str
+    compute_type: str
+    cpu_threads: int
+    language: str
+    vad_threshold: float
+    min_speech_ms: int
+    pause_ms: int
+    end_of_turn_ms: int
+    partial_interval_ms: int
+    max_utterance_s: float
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> SttSettings:
+        env = Env(environ)
+        settings = SttSettings(
+            common=CommonSettings.read(env),
+            listen=_address(env, "127.0.0.1:50051", "STT_LISTEN"),
+            model=env.text("tiny.en", "STT_MODEL", "WHISPER_MODEL", "STT_MODEL_SIZE"),
+            device=env.text("auto", "STT_DEVICE", choices=("auto", "cpu", "cuda")),
+            compute_type=env.text("auto", "STT_COMPUTE_TYPE"),
+            cpu_threads=env.integer(0, "STT_CPU_THREADS", low=0, high=64),
+            language=env.text("en", "STT_LANGUAGE"),
+            vad_threshold=env.number(0.5, "STT_VAD_THRESHOLD", low=0.05, high=0.95),
+            min_speech_ms=env.integer(96, "STT_MIN_SPEECH_MS", low=0, high=2000),
+            pause_ms=env.integer(160, "STT_PAUSE_MS", low=32, high=5000),
+            end_of_turn_ms=env.integer(480, "STT_END_OF_TURN_MS", low=64, high=10000),
+            partial_interval_ms=env.integer(500, "STT_PARTIAL_INTERVAL_MS", low=100, high=10000),
+            max_utterance_s=env.number(30.0, "STT_MAX_UTTERANCE_S", low=1.0, high=120.0),
+        )
+        if settings.pause_ms > settings.end_of_turn_ms:
+            env.problem("STT_PAUSE_MS must not exceed STT_END_OF_TURN_MS")
+        env.check("stt")
+        return settings
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    common: CommonSettings
+    listen: str
+    providers: tuple[str, ...]
+    model_path: str
+    system_prompt: str
+    max_reply_tokens: int
+    temperature: float
+    context_tokens: int
+    parallel: int
+    threads: int
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> LlmSettings:
+        env = Env(environ)
+        settings = LlmSettings(
+            common=CommonSettings.read(env),
+            listen=_address(env, "127.0.0.1:50052", "LLM_LISTEN"),
+            providers=env.items(("local", "demo"), "LLM_PROVIDERS"),
+            model_path=env.text("", "LLM_MODEL_PATH"),
+            system_prompt=env.text(DEFAULT_SYSTEM_PROMPT, "LLM_SYSTEM_PROMPT"),
+            max_reply_tokens=env.integer(96, "LLM_MAX_REPLY_TOKENS", low=8, high=4096),
+            temperature=env.number(0.6, "LLM_TEMPERATURE", low=0.0, high=2.0),
+            context_tokens=env.integer(4096, "LLM_CONTEXT_TOKENS", low=512, high=131072),
+            parallel=env.integer(2, "LLM_PARALLEL", low=1, high=64),
+            threads=env.integer(0, "LLM_THREADS", low=0, high=256),
+        )
+        unknown = [p for p in settings.providers if p not in ("local", "demo")]
+        if unknown or not settings.providers:
+            env.problem(f"LLM_PROVIDERS: unknown or empty {unknown}; use local and/or demo")
+        env.check("llm")
+        return settings
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    common: CommonSettings
+    listen: str
+    engines: tuple[str, ...]
+    first_chunk_min_words: int
+    first_chunk_max_words: int
+    frame_ms: int
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> TtsSettings:
+        env = Env(environ)
+        settings = TtsSettings(
+            common=CommonSettings.read(env),
+            listen=_address(env, "127.0.0.1:50053", "TTS_LISTEN"),
+            engines=env.items(("piper",), "TTS_ENGINES"),
+            first_chunk_min_words=env.integer(3, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
+            first_chunk_max_words=env.integer(8, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
+            frame_ms=env.integer(20, "TTS_FRAME_MS", low=10, high=40),
+        )
+        if [e for e in settings.engines if e != "piper"] or not settings.engines:
+            env.problem(f"TTS_ENGINES={','.join(settings.engines)}: only 'piper' is available")
+        if settings.first_chunk_min_words > settings.first_chunk_max_words:
+            env.problem("TTS_FIRST_CHUNK_MIN_WORDS must not exceed TTS_FIRST_CHUNK_MAX_WORDS")
+        env.check("tts")
+        return settings
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    common: CommonSettings
+    host: str
+    port: int
+    stt_address: str
+    llm_address: str
+    tts_address: str
+    tokens: tuple[str, ...]
+    token_secret: str
+    allowed_origins: tuple[str, ...]
+    input_sample_rate: int
+    output_sample_rate: int
+    max_sessions: int
+    max_frame_bytes: int
+    upstream_timeout_s: float
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = Env(environ)
+        settings = GatewaySettings(
+            common=CommonSettings.read(env),
+            host=env.text("127.0.0.1", "GATEWAY_HOST"),
+            port=env.integer(8000, "GATEWAY_PORT", low=0, high=65535),
+            stt_address=_address(env, "127.0.0.1:50051", "GATEWAY_STT_ADDRESS"),
+            llm_address=_address(env, "127.0.0.1:50052", "GATEWAY_LLM_ADDRESS"),
+            tts_address=_address(env, "127.0.0.1:50053", "GATEWAY_TTS_ADDRESS"),
+            tokens=env.items((), "GATEWAY_TOKENS"),
+            token_secret=env.text("", "GATEWAY_TOKEN_SECRET"),
+            allowed_origins=env.items(("*",), "GATEWAY_ALLOWED_ORIGINS"),
+            input_sample_rate=env.integer(16000, "GATEWAY_INPUT_SAMPLE_RATE", low=8000, high=48000),
+            output_sample_rate=env.integer(24000, "GATEWAY_OUTPUT_SAMPLE_RATE", low=8000, high=48000),
+            max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
+            max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
+            upstream_timeout_s=env.number(10.0, "GATEWAY_UPSTREAM_TIMEOUT_S", low=0.5, high=300.0),
+        )
+        if not settings.tokens and not settings.token_secret:
+            env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
+        if settings.token_secret and len(settings.token_secret) < 16:
+            env.problem("GATEWAY_TOKEN_SECRET must be at least 16 characters")
+        env.check("gateway")
+        return settings
