@@ -29,6 +29,7 @@ class DemoModel:
         lowered = last_user.lower()
         reply = next((text for key, text in REPLIES.items() if key in lowered), FALLBACK)
         turn.stats.model = self.model
+        turn.stats.provider = self.name
         words = reply.split(" ")
         for index, word in enumerate(words):
             await asyncio.sleep(WORD_DELAY_S)

@@ -79,6 +79,7 @@ class LocalLlama:
             "cache_prompt": True,
         }
         turn.stats.model = self.model
+        turn.stats.provider = self.name
 
         def on_chunk(chunk: Any) -> bool:
             loop.call_soon_threadsafe(queue.put_nowait, chunk)

@@ -1,0 +1,117 @@
+"""The stt servicer over real gRPC with a fake decoder and an energy VAD: events, order, bad input."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+import pytest
+
+from services.stt.endpointing import EndpointConfig
+from services.stt.servicer import SpeechToTextServicer
+from services.stt.streaming import StreamConfig
+from tests.integration.conftest import serving
+from voice.v1 import audio_pb2, stt_pb2, stt_pb2_grpc
+
+pytestmark = pytest.mark.integration
+
+RATE = 16000
+
+
+class EnergyVad:
+    window_samples = 512
+
+    def probability(self, window: np.ndarray) -> float:
+        return 1.0 if float(np.sqrt(np.mean(window**2))) > 0.05 else 0.0
+
+
+class FakeDecoder:
+    """Says how many seconds of audio it was given; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def decode(self, samples: np.ndarray) -> str:
+        with self.lock:
+            self.calls += 1
+        return f"heard {len(samples) / RATE:.1f} seconds"
+
+
+CONFIG = StreamConfig(
+    EndpointConfig(threshold=0.5, min_speech_s=0.1, pause_s=0.15, end_of_turn_s=0.4, max_utterance_s=30),
+    partial_interval_s=0.3,
+)
+
+
+def _tone(seconds: float, rate: int = RATE) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * 300 * t) * 32767).astype("<i2").tobytes()
+
+
+def _silence(seconds: float, rate: int = RATE) -> bytes:
+    return b"\x00\x00" * int(seconds * rate)
+
+
+async def _transcribe(channel: grpc.aio.Channel, pcm: bytes, rate: int = RATE) -> list[stt_pb2.TranscribeResponse]:
+    async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
+        yield stt_pb2.TranscribeRequest(config=stt_pb2.TranscribeConfig(session_id="t", sample_rate=rate))
+        step = rate // 50 * 2
+        for start in range(0, len(pcm), step):
+            yield stt_pb2.TranscribeRequest(audio=audio_pb2.AudioChunk(pcm=pcm[start : start + step], sample_rate=rate))
+
+    stub = stt_pb2_grpc.SpeechToTextServiceStub(channel)
+    return [response async for response in stub.Transcribe(requests())]
+
+
+def _register(decoder: FakeDecoder) -> object:
+    servicer = SpeechToTextServicer(decoder, EnergyVad, CONFIG)
+    return lambda server: stt_pb2_grpc.add_SpeechToTextServiceServicer_to_server(servicer, server)
+
+
+def _kinds(responses: list[stt_pb2.TranscribeResponse]) -> list[str]:
+    names = []
+    for response in responses:
+        if response.HasField("speech_event"):
+            names.append(stt_pb2.SpeechEvent.Kind.Name(response.speech_event.kind))
+        else:
+            names.append("FINAL" if response.transcript.final else "PARTIAL")
+    return names
+
+
+async def test_one_utterance_gives_start_pause_end_and_a_final_transcript() -> None:
+    decoder = FakeDecoder()
+    async with serving(_register(decoder)) as channel:  # type: ignore[arg-type]
+        responses = await _transcribe(channel, _silence(0.5) + _tone(1.2) + _silence(1.0))
+    kinds = [k for k in _kinds(responses) if k != "PARTIAL"]
+    assert kinds == ["KIND_SPEECH_STARTED", "KIND_PAUSE", "KIND_END_OF_TURN", "FINAL"]
+    final = responses[-1].transcript
+    assert final.final and final.text.startswith("heard ")
+    assert final.speech_start_s == pytest.approx(0.5, abs=0.07)
+    assert final.speech_end_s == pytest.approx(1.7, abs=0.07)
+    ids = {r.transcript.utterance_id or r.speech_event.utterance_id for r in responses}
+    assert len(ids) == 1
+
+
+async def test_audio_at_another_rate_is_resampled_to_the_same_timing() -> None:
+    async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
+        responses = await _transcribe(channel, _silence(0.5, 48000) + _tone(1.0, 48000) + _silence(1.0, 48000), 48000)
+    final = [r.transcript for r in responses if r.transcript.final][0]
+    assert final.speech_end_s == pytest.approx(1.5, abs=0.07)
+
+
+async def test_silence_alone_decodes_nothing() -> None:
+    decoder = FakeDecoder()
+    async with serving(_register(decoder)) as channel:  # type: ignore[arg-type]
+        responses = await _transcribe(channel, _silence(2.0))
+    assert responses == [] and decoder.calls == 0
+
+
+async def test_odd_length_audio_is_refused_with_invalid_argument() -> None:
+    async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await _transcribe(channel, b"\x01\x02\x03")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "even" in (raised.value.details() or "")
