@@ -1,5 +1,6 @@
 # The voice agent cluster. `make help` lists the targets.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,6 +8,8 @@ INSTALLED := $(VENV)/.installed
 MODELS_DIR := .cache/models
 MODELS := $(MODELS_DIR)/.assembled
 PROTOS := $(wildcard protos/voice/v1/*.proto)
+# protoc with the gRPC plugin and mypy-protobuf's typed stubs (.pyi) for messages and services.
+PROTOC = PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
 CORPUS ?= ../shared/speech
 SESSIONS ?= 1
 OUT ?=
@@ -58,12 +61,12 @@ typecheck: $(INSTALLED) ## mypy only
 	@$(PY) -m mypy
 
 proto: $(INSTALLED) ## Regenerate the gRPC stubs in voice/v1 from protos/
-	@$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@$(PROTOC) --python_out=. --mypy_out=. --grpc_python_out=. --mypy_grpc_out=. $(PROTOS) 2>&1 | sed '/^Writing mypy/d'
 	@echo "regenerated voice/v1 from $(PROTOS)"
 
 proto-check: $(INSTALLED) ## Fail when the committed stubs differ from what the protos generate
 	@tmp=$$(mktemp -d); \
-	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	$(PROTOC) --python_out=$$tmp --mypy_out=$$tmp --grpc_python_out=$$tmp --mypy_grpc_out=$$tmp $(PROTOS) 2>&1 | sed '/^Writing mypy/d' && \
 	for f in $$tmp/voice/v1/*; do \
 	  if ! cmp -s "$$f" "voice/v1/$$(basename $$f)"; then echo "drift: voice/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; fi; \
 	done; rm -rf $$tmp; echo "generated stubs match the protos"

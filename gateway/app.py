@@ -19,7 +19,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", GatewaySettings)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-SESSIONS = web.AppKey("sessions", set[Session])
+SESSIONS = web.AppKey[set[Session]]("sessions")
 
 
 async def index(_request: web.Request) -> web.FileResponse:
@@ -84,7 +84,8 @@ async def _close_upstreams(app: web.Application) -> None:
 
 
 async def _close_sessions(app: web.Application) -> None:
-    for session in list(app[SESSIONS]):
+    sessions: set[Session] = app[SESSIONS]
+    for session in list(sessions):
         await session.close(code=1001, reason="the gateway is shutting down")
 
 

@@ -44,7 +44,9 @@ def _signature(secret: str, payload: str) -> str:
 
 def sign_token(secret: str, subject: str, ttl_s: float, now: float | None = None) -> str:
     expires = int((time.time() if now is None else now) + ttl_s)
-    payload = _b64encode(json.dumps({"sub": subject, "exp": expires}, separators=(",", ":")).encode())
+    payload = _b64encode(
+        json.dumps({"sub": subject, "exp": expires}, separators=(",", ":")).encode()
+    )
     return f"{PREFIX}.{payload}.{_signature(secret, payload)}"
 
 

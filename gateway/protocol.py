@@ -49,14 +49,17 @@ def _text(value: Any, field: str, limit: int = 64) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > limit:
-        raise ProtocolError("invalid_message", f"{field} must be a string of at most {limit} characters")
+        raise ProtocolError(
+            "invalid_message", f"{field} must be a string of at most {limit} characters"
+        )
     return value
 
 
 def parse_client_message(raw: str) -> ClientMessage:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as error:
+    # ValueError covers JSONDecodeError and integers too long to convert.
+    except (ValueError, RecursionError) as error:
         raise ProtocolError("invalid_json", f"text frames must be JSON objects: {error}") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_json", "text frames must be JSON objects")

@@ -32,7 +32,7 @@ CANCEL_TIMEOUT_S = 1.0
 ARRIVALS_KEPT = 3000
 
 
-class UpstreamFailure(Exception):
+class UpstreamFailureError(Exception):
     def __init__(self, stage: str, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{stage}: {code.name}: {details}")
         self.stage = stage
@@ -59,7 +59,8 @@ class Session:
         self._turns = 0
         self._samples_in = 0
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
-        self._failure: asyncio.Future[UpstreamFailure] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._failure: asyncio.Future[UpstreamFailureError] = loop.create_future()
         self._closing = False
 
     # ----------------------------------------------------------------- client side
@@ -68,7 +69,8 @@ class Session:
         await self._ready()
         reader = asyncio.create_task(self._read_client())
         try:
-            done, _ = await asyncio.wait({reader, self._failure}, return_when=asyncio.FIRST_COMPLETED)
+            waitables: list[asyncio.Future[Any]] = [reader, self._failure]
+            done, _ = await asyncio.wait(waitables, return_when=asyncio.FIRST_COMPLETED)
             if self._failure in done:
                 failure = self._failure.result()
                 log.warning("session %s: upstream failed: %s", self.id, failure)
@@ -203,9 +205,9 @@ class Session:
         try:
             async for response in responses:
                 await handle(response)
-            failure = UpstreamFailure(stage, grpc.StatusCode.UNAVAILABLE, "the stream ended")
+            failure = UpstreamFailureError(stage, grpc.StatusCode.UNAVAILABLE, "the stream ended")
         except grpc.aio.AioRpcError as error:
-            failure = UpstreamFailure(stage, error.code(), error.details() or "")
+            failure = UpstreamFailureError(stage, error.code(), error.details() or "")
         if not self._closing and not self._failure.done():
             self._failure.set_result(failure)
 

@@ -93,7 +93,9 @@ class AgentTurn:
             try:
                 self._channels.send_llm(
                     llm_pb2.ConverseRequest(
-                        turn=llm_pb2.UserTurn(turn_id=self.turn_id, text=self.text, trace_context=context)
+                        turn=llm_pb2.UserTurn(
+                            turn_id=self.turn_id, text=self.text, trace_context=context
+                        )
                     )
                 )
                 self._mark(span, "llm_start")
@@ -133,11 +135,15 @@ class AgentTurn:
                 self._channels.send_tts(
                     tts_pb2.SynthesizeRequest(
                         text=tts_pb2.TextInput(
-                            turn_id=self.turn_id, text=delta, trace_context=context  # type: ignore[arg-type]
+                            turn_id=self.turn_id,
+                            text=delta,
+                            trace_context=context,  # type: ignore[arg-type]
                         )
                     )
                 )
-                await self._channels.send_text(event("agent_text", turn_id=self.turn_id, text=delta))
+                await self._channels.send_text(
+                    event("agent_text", turn_id=self.turn_id, text=delta)
+                )
             else:
                 done = response.done
                 self.provider = done.provider
@@ -159,7 +165,9 @@ class AgentTurn:
             if kind == "start":
                 self._spoken.sample_rate = response.start.sample_rate
                 await self._channels.send_text(
-                    event("audio_start", turn_id=self.turn_id, sample_rate=response.start.sample_rate)
+                    event(
+                        "audio_start", turn_id=self.turn_id, sample_rate=response.start.sample_rate
+                    )
                 )
             elif kind == "audio":
                 pcm = response.audio.audio.pcm
@@ -170,7 +178,12 @@ class AgentTurn:
             elif kind == "end":
                 if response.end.error:
                     await self._channels.send_text(
-                        event("error", code="tts_error", message=response.end.error, turn_id=self.turn_id)
+                        event(
+                            "error",
+                            code="tts_error",
+                            message=response.end.error,
+                            turn_id=self.turn_id,
+                        )
                     )
                 return
 

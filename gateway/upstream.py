@@ -38,7 +38,7 @@ def _interceptors() -> list[grpc.aio.ClientInterceptor]:
     try:
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-        return list(aio_client_interceptors())
+        return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - the instrumentation is a pinned dependency
         return []
 

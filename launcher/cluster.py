@@ -56,8 +56,11 @@ class ClusterConfig:
     @staticmethod
     def on_free_ports(**kwargs: object) -> ClusterConfig:
         return ClusterConfig(
-            gateway_port=free_port(), stt_port=free_port(), llm_port=free_port(),
-            tts_port=free_port(), **kwargs,  # type: ignore[arg-type]
+            gateway_port=free_port(),
+            stt_port=free_port(),
+            llm_port=free_port(),
+            tts_port=free_port(),
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -122,9 +125,13 @@ class Cluster:
         for name in (*SERVICES, "gateway"):
             module = "gateway" if name == "gateway" else f"services.{name}"
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", module,
-                cwd=ROOT, env=self._environment(name),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                sys.executable,
+                "-m",
+                module,
+                cwd=ROOT,
+                env=self._environment(name),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
             tail: deque[str] = deque(maxlen=40)
@@ -134,7 +141,9 @@ class Cluster:
             await asyncio.wait_for(self._wait_healthy(), self.config.start_timeout_s)
         except (TimeoutError, ClusterStartError) as error:
             await self.stop()
-            raise ClusterStartError(f"the cluster did not start: {error}\n{self._tails()}") from None
+            raise ClusterStartError(
+                f"the cluster did not start: {error}\n{self._tails()}"
+            ) from None
         self._log("launcher", f"all four processes healthy in {time.perf_counter() - started:.1f}s")
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process, tail: deque[str]) -> None:

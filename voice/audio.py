@@ -18,9 +18,12 @@ def pcm16_to_float(pcm: bytes) -> np.ndarray:
 
 
 def float_to_pcm16(samples: np.ndarray) -> bytes:
-    """float32 samples in [-1, 1] -> PCM16 little-endian bytes (clipped)."""
-    clipped = np.clip(samples, -1.0, 1.0)
-    return (clipped * 32767.0).astype("<i2").tobytes()
+    """float32 samples in [-1, 1] -> PCM16 little-endian bytes (rounded, clipped).
+
+    The inverse of :func:`pcm16_to_float`: the same 32768 scale, so PCM16 survives a round trip.
+    """
+    scaled = np.round(np.asarray(samples, dtype=np.float64) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
 def duration_s(pcm: bytes, sample_rate: int) -> float:
@@ -50,7 +53,9 @@ class Resampler:
         self.in_rate = in_rate
         self.out_rate = out_rate
         self._stream = (
-            None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16")
+            None
+            if in_rate == out_rate
+            else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16")
         )
 
     def process(self, pcm: bytes, *, last: bool = False) -> bytes:

@@ -73,12 +73,14 @@ async def talk(
     realtime: bool = True,
     start: dict[str, Any] | None = None,
 ) -> TurnResult:
-    """Stream ``clip`` to the gateway at ``url`` (``ws://host:port/ws/TOKEN``) and collect one turn."""
+    """Stream ``clip`` to ``url`` (``ws://host:port/ws/TOKEN``) and collect one turn."""
     result = TurnResult()
     speech_end_offset = clip.last_voiced_s()
     frame_bytes = clip.sample_rate * FRAME_MS // 1000 * 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_str(json.dumps({"type": "start", "sample_rate": clip.sample_rate, **(start or {})}))
+        await ws.send_str(
+            json.dumps({"type": "start", "sample_rate": clip.sample_rate, **(start or {})})
+        )
         done = asyncio.Event()
         started = time.perf_counter()
         speech_end_at = started + speech_end_offset
@@ -154,14 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", required=True, help="client token (make token)")
     parser.add_argument("--out", type=Path, help="save the agent's reply to this WAV file")
     args = parser.parse_args(argv)
-    result = asyncio.run(talk(f"{args.url.rstrip('/')}/ws/{args.token}", ClipAudio.from_wav(args.wav)))
+    result = asyncio.run(
+        talk(f"{args.url.rstrip('/')}/ws/{args.token}", ClipAudio.from_wav(args.wav))
+    )
     print(f"you said:    {result.transcript!r}")
     print(f"agent said:  {result.agent_text!r}")
     print(f"agent audio: {len(result.audio) / 2 / max(result.output_sample_rate, 1):.2f} s")
     latency = "none" if result.latency_ms is None else f"{result.latency_ms:.0f} ms"
     print(f"end of speech -> first agent audio: {latency}")
     if result.waterfall:
-        print("gateway waterfall (ms): " + ", ".join(f"{k} {v}" for k, v in result.waterfall.items()))
+        print(
+            "gateway waterfall (ms): " + ", ".join(f"{k} {v}" for k, v in result.waterfall.items())
+        )
     for error in result.errors:
         print(f"error: {error}", file=sys.stderr)
     if args.out and result.audio:

@@ -104,7 +104,9 @@ def qwen_gguf_path(cache_dir: Path = DEFAULT_CACHE_DIR, *, assemble: bool = Fals
     return target
 
 
-def whisper_model_path(name: str, cache_dir: Path = DEFAULT_CACHE_DIR, *, assemble: bool = False) -> Path:
+def whisper_model_path(
+    name: str, cache_dir: Path = DEFAULT_CACHE_DIR, *, assemble: bool = False
+) -> Path:
     """A CTranslate2 Whisper folder: an embedded model by name, or any local folder by path."""
     candidate = Path(name).expanduser()
     if candidate.is_dir():

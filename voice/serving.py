@@ -32,7 +32,7 @@ def _interceptors() -> list[grpc.aio.ServerInterceptor]:
     try:
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-        return [aio_server_interceptor()]
+        return [aio_server_interceptor()]  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - the instrumentation is a pinned dependency
         return []
 
@@ -52,8 +52,11 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME],
+        [
+            *service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(listen)

@@ -8,6 +8,7 @@ OpenTelemetry SDK.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ class Env:
             return default
         return value
 
-    def integer(self, default: int, *names: str, low: int | None = None, high: int | None = None) -> int:
+    def integer(
+        self, default: int, *names: str, low: int | None = None, high: int | None = None
+    ) -> int:
         found = self.raw(*names)
         if found is None:
             return default
@@ -73,6 +76,9 @@ class Env:
             number = float(value)
         except ValueError:
             self._problems.append(f"{name}={value!r}: expected a number")
+            return default
+        if not math.isfinite(number):
+            self._problems.append(f"{name}={value!r}: expected a finite number")
             return default
         return self._in_range(name, number, low, high, default)
 
@@ -265,7 +271,9 @@ class GatewaySettings:
             token_secret=env.text("", "GATEWAY_TOKEN_SECRET"),
             allowed_origins=env.items(("*",), "GATEWAY_ALLOWED_ORIGINS"),
             input_sample_rate=env.integer(16000, "GATEWAY_INPUT_SAMPLE_RATE", low=8000, high=48000),
-            output_sample_rate=env.integer(24000, "GATEWAY_OUTPUT_SAMPLE_RATE", low=8000, high=48000),
+            output_sample_rate=env.integer(
+                24000, "GATEWAY_OUTPUT_SAMPLE_RATE", low=8000, high=48000
+            ),
             max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
             upstream_timeout_s=env.number(10.0, "GATEWAY_UPSTREAM_TIMEOUT_S", low=0.5, high=300.0),

@@ -41,10 +41,14 @@ class History:
         """Remember a finished or interrupted exchange (``reply`` is what the user heard)."""
         user = Message("user", self._cut(user_text))
         self.turns.append((user, Message("assistant", reply) if reply.strip() else None))
-        while sum(
-            estimate_tokens(u.content) + (estimate_tokens(r.content) if r else 0)
-            for u, r in self.turns
-        ) > self.budget_tokens and len(self.turns) > 1:
+        while (
+            sum(
+                estimate_tokens(u.content) + (estimate_tokens(r.content) if r else 0)
+                for u, r in self.turns
+            )
+            > self.budget_tokens
+            and len(self.turns) > 1
+        ):
             self.turns.pop(0)
 
     def _cut(self, text: str) -> str:

@@ -33,8 +33,10 @@ class LocalLlama:
     name = "local"
 
     def __init__(self, settings: LlmSettings) -> None:
-        path = Path(settings.model_path) if settings.model_path else qwen_gguf_path(
-            settings.common.cache_dir
+        path = (
+            Path(settings.model_path)
+            if settings.model_path
+            else qwen_gguf_path(settings.common.cache_dir)
         )
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
@@ -51,8 +53,12 @@ class LocalLlama:
         self._temperature = settings.temperature
         self._parallel = settings.parallel
         self._slots = asyncio.Semaphore(settings.parallel)
-        log.info("loaded %s (%d slots) in %.2fs", path.name, settings.parallel,
-                 time.perf_counter() - started)
+        log.info(
+            "loaded %s (%d slots) in %.2fs",
+            path.name,
+            settings.parallel,
+            time.perf_counter() - started,
+        )
 
     def warm_up(self, system_prompt: str) -> None:
         """Read the system prompt into every slot's cache, so no user waits for it."""
@@ -88,7 +94,7 @@ class LocalLlama:
         def run() -> None:
             try:
                 self._server.handle_chat_completions(request, on_chunk)
-            except Exception as error:  # noqa: BLE001 - reported to the caller below
+            except Exception as error:
                 loop.call_soon_threadsafe(queue.put_nowait, EngineError(str(error)))
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
@@ -115,7 +121,9 @@ class LocalLlama:
             raise EngineError(str(chunk["error"]))
         timings = chunk.get("timings")
         if timings:
-            turn.stats.prompt_tokens = int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0))
+            turn.stats.prompt_tokens = int(timings.get("prompt_n", 0)) + int(
+                timings.get("cache_n", 0)
+            )
             turn.stats.cached_tokens = int(timings.get("cache_n", 0))
             turn.stats.completion_tokens = int(timings.get("predicted_n", 0))
         choices = chunk.get("choices") or []

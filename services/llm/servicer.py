@@ -49,7 +49,9 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         if first is None:
             return
         if first.WhichOneof("request") != "config":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
+            )
         session_id = first.config.session_id
         history = History(first.config.system_prompt or self._system_prompt, self._budget_tokens)
         out: asyncio.Queue[llm_pb2.ConverseResponse | None] = asyncio.Queue()
@@ -118,8 +120,9 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             out.put_nowait(_done(turn_id, error="empty text: nothing to answer"))
             return
         if len(text) > MAX_TURN_TEXT_CHARS:
-            log.warning("turn %s: text of %d characters cut to %d", turn_id, len(text),
-                        MAX_TURN_TEXT_CHARS)
+            log.warning(
+                "turn %s: text of %d characters cut to %d", turn_id, len(text), MAX_TURN_TEXT_CHARS
+            )
             text = text[:MAX_TURN_TEXT_CHARS]
         turn = Turn(history.prompt_for(text), self._max_reply_tokens)
         reply: list[str] = []
@@ -136,21 +139,29 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         span.add_event("llm_first_token")
                     reply.append(delta)
                     out.put_nowait(
-                        llm_pb2.ConverseResponse(delta=llm_pb2.TextDelta(turn_id=turn_id, text=delta))
+                        llm_pb2.ConverseResponse(
+                            delta=llm_pb2.TextDelta(turn_id=turn_id, text=delta)
+                        )
                     )
             except asyncio.CancelledError:
                 heard = active.heard_text
                 history.record(text, "".join(reply) if heard is None else heard)
                 span.add_event("interrupted")
-                out.put_nowait(_done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms))
+                out.put_nowait(
+                    _done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms)
+                )
                 raise
             except Exception as error:
                 log.exception("turn %s failed", turn_id)
                 span.record_exception(error)
                 history.record(text, "".join(reply))
-                out.put_nowait(_done(turn_id, turn=turn, error=str(error), first_token_ms=first_token_ms))
+                out.put_nowait(
+                    _done(turn_id, turn=turn, error=str(error), first_token_ms=first_token_ms)
+                )
                 return
-            span.set_attribute("llm.provider", turn.stats.provider or getattr(self._model, "name", ""))
+            span.set_attribute(
+                "llm.provider", turn.stats.provider or getattr(self._model, "name", "")
+            )
             span.set_attribute("llm.model", turn.stats.model)
             span.set_attribute("llm.prompt_tokens", turn.stats.prompt_tokens)
             span.set_attribute("llm.completion_tokens", turn.stats.completion_tokens)

@@ -81,7 +81,9 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         if first is None:
             return
         if first.WhichOneof("request") != "config":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
+            )
         rate = first.config.sample_rate or MODEL_SAMPLE_RATE
         if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
             await context.abort(
@@ -90,10 +92,16 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
             )
         session_id = first.config.session_id
         stream = TranscriptionStream(
-            self._decoder, self._vad_factory, self._config, self._decode_executor, self._vad_executor
+            self._decoder,
+            self._vad_factory,
+            self._config,
+            self._decode_executor,
+            self._vad_executor,
         )
         self.active_streams += 1
-        log.info("stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams)
+        log.info(
+            "stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams
+        )
         errors: list[str] = []
         try:
             inputs = self._inputs(request_iterator, Resampler(rate, MODEL_SAMPLE_RATE), errors)

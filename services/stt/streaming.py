@@ -95,7 +95,9 @@ class TranscriptionStream:
         self._speculative: _Decode | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def transcribe(self, inputs: AsyncIterator[StreamInput]) -> AsyncIterator[TranscriptEvent]:
+    async def transcribe(
+        self, inputs: AsyncIterator[StreamInput]
+    ) -> AsyncIterator[TranscriptEvent]:
         pump = asyncio.create_task(self._pump(inputs))
         try:
             while True:
@@ -180,14 +182,19 @@ class TranscriptionStream:
             self._finish_utterance(boundary)
 
     def _emit_event(self, boundary: Boundary) -> None:
-        speech_end = boundary.speech_time_s if boundary.kind is not SpeechEventKind.SPEECH_STARTED else 0.0
+        speech_end = (
+            boundary.speech_time_s if boundary.kind is not SpeechEventKind.SPEECH_STARTED else 0.0
+        )
         self._events.put_nowait(
             SpeechEvent(boundary.kind, self._utterance_id, boundary.time_s, speech_end)
         )
 
     def _after_speech_window(self, probability: float) -> None:
         speculative = self._speculative
-        if speculative is not None and self._endpointer.last_voiced_end_s > speculative.covers_until_s:
+        if (
+            speculative is not None
+            and self._endpointer.last_voiced_end_s > speculative.covers_until_s
+        ):
             self._speculative = None  # the user went on: that decode is stale
         if self._partial is not None or self._speculative is not None:
             return
@@ -232,7 +239,9 @@ class TranscriptionStream:
             speculative = self._start_decode()
         speech_start = self._endpointer.speech_start_s
         self._spawn(
-            self._publish_final(speculative, self._utterance_id, speech_start, boundary.speech_time_s)
+            self._publish_final(
+                speculative, self._utterance_id, speech_start, boundary.speech_time_s
+            )
         )
         self._start_silence()
 

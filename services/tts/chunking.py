@@ -11,8 +11,32 @@ import re
 
 ABBREVIATIONS = frozenset(
     {
-        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "eg", "ie",
-        "a.m", "p.m", "no", "approx", "dept", "est", "fig", "inc", "ltd", "co", "mt", "u.s",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "eg",
+        "ie",
+        "a.m",
+        "p.m",
+        "no",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "co",
+        "mt",
+        "u.s",
     }
 )
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n")
@@ -71,22 +95,27 @@ class SpeakableChunker:
         return [rest] if rest else []
 
     def _find_cut(self) -> int | None:
+        # The earliest cut wins, so the chunks do not depend on how the text was split into
+        # deltas: a stream sees each cut as soon as the whitespace after it arrives.
         text = self._buffer
         sentence = _sentence_cut(text)
         limit = self.first_max_words if self._first else LONG_SENTENCE_WORDS
+        words = list(_WORD.finditer(text))
+        word_limit = words[limit - 1].end() if len(words) >= limit else None
         if self._first:
             for match in _CLAUSE_END.finditer(text):
                 if sentence is not None and match.start() > sentence:
                     break
+                if word_limit is not None and match.end() > word_limit:
+                    break
                 if _words_before(text, match.end()) >= self.first_min_words:
                     return match.end()
-        if sentence is not None:
+        if sentence is not None and (word_limit is None or sentence <= word_limit):
             return sentence
-        words = list(_WORD.finditer(text))
-        if len(words) < limit:
+        if word_limit is None:
             return None
         if not self._first:
-            clauses = [m.end() for m in _CLAUSE_END.finditer(text, 0, words[limit - 1].end())]
+            clauses = [m.end() for m in _CLAUSE_END.finditer(text, 0, word_limit)]
             if clauses:
                 return clauses[-1]
-        return words[limit - 1].end()
+        return word_limit

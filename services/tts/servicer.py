@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -61,7 +61,9 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         if first is None:
             return
         if first.WhichOneof("request") != "config":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
+            )
         rate = first.config.sample_rate or self._engine.sample_rate
         if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
             await context.abort(
@@ -104,7 +106,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                         turn.task = asyncio.create_task(
                             self._speak(turn, request.text.trace_context, rate, out)
                         )
-                        turn.task.add_done_callback(lambda _t, k=turn.turn_id: turns.pop(k, None))
+                        turn.task.add_done_callback(_forget(turns, turn.turn_id))
                     turn.text.put_nowait(request.text.text)
                 elif kind == "flush":
                     turn = turns.get(request.flush.turn_id)
@@ -164,10 +166,12 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                             span.add_event("first_audio")
                             first_audio = False
                         for index, frame in enumerate(frames):
-                            out.put_nowait(_audio(turn.turn_id, frame, rate, text if index == 0 else ""))
+                            out.put_nowait(
+                                _audio(turn.turn_id, frame, rate, text if index == 0 else "")
+                            )
                     if delta is _FLUSH:
                         break
-                tail = framer.push(resampler.process(b"", last=True)) + [framer.drain()]
+                tail = [*framer.push(resampler.process(b"", last=True)), framer.drain()]
                 for frame in tail:
                     if frame:
                         out.put_nowait(_audio(turn.turn_id, frame, rate, ""))
@@ -189,6 +193,15 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _forget(turns: dict[str, _Turn], turn_id: str) -> Callable[[object], None]:
+    """A done-callback that drops a finished turn from the stream's table."""
+
+    def forget(_task: object) -> None:
+        turns.pop(turn_id, None)
+
+    return forget
 
 
 def _audio(turn_id: str, pcm: bytes, rate: int, text: str) -> tts_pb2.SynthesizeResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import aiohttp
 import numpy as np
 import pytest
@@ -24,7 +25,12 @@ def assert_spoken_answer(result: TurnResult) -> None:
     assert seconds > 0.3, f"only {seconds:.2f} s of agent audio"
     assert rms_dbfs(bytes(result.audio)) > -40.0, "the agent audio is silent"
     assert result.latency_ms is not None
-    assert set(result.waterfall) >= {"audio_received", "stt_complete", "llm_first_token", "first_audio_sent"}
+    assert set(result.waterfall) >= {
+        "audio_received",
+        "stt_complete",
+        "llm_first_token",
+        "first_audio_sent",
+    }
 
 
 async def test_real_question_gets_a_transcript_text_and_speech(
@@ -41,7 +47,9 @@ async def test_real_question_gets_a_transcript_text_and_speech(
 async def test_speech_made_by_the_embedded_voice_round_trips(cluster: RunningCluster) -> None:
     """Runs without the shared corpus too: the question is spoken by the embedded Piper voice."""
     engine = await asyncio.to_thread(PiperEngine)
-    pcm = b"".join(await asyncio.to_thread(lambda: list(engine.synthesize("What is the capital of France?"))))
+    pcm = b"".join(
+        await asyncio.to_thread(lambda: list(engine.synthesize("What is the capital of France?")))
+    )
     pcm16k = Resampler(engine.sample_rate, 16000).process(pcm, last=True)
     padded = b"\x00\x00" * 8000 + pcm16k
     result = await talk(cluster.url(), ClipAudio(padded, 16000))
@@ -54,7 +62,9 @@ async def test_two_sessions_at_once_are_both_answered(
     cluster: RunningCluster, speech_clips: list[Clip]
 ) -> None:
     clips = [clip_named(speech_clips, "036_"), clip_named(speech_clips, "006_")]
-    results = await asyncio.gather(*(talk(cluster.url(), ClipAudio.from_wav(c.path)) for c in clips))
+    results = await asyncio.gather(
+        *(talk(cluster.url(), ClipAudio.from_wav(c.path)) for c in clips)
+    )
     for clip, result in zip(clips, results, strict=True):
         assert normalized(result.transcript) == clip.transcript_normalized
         assert_spoken_answer(result)

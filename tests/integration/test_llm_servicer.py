@@ -59,7 +59,9 @@ class Conversation:
             llm_pb2.ConverseRequest(turn=llm_pb2.UserTurn(turn_id=turn_id, text=text))
         )
 
-    async def reply(self, cancel_after: int | None = None, heard: str = "") -> tuple[str, llm_pb2.TurnDone]:
+    async def reply(
+        self, cancel_after: int | None = None, heard: str = ""
+    ) -> tuple[str, llm_pb2.TurnDone]:
         text = ""
         deltas = 0
         async for response in self.call:

@@ -1,4 +1,4 @@
-"""The stt servicer over real gRPC with a fake decoder and an energy VAD: events, order, bad input."""
+"""The stt servicer over real gRPC, with a fake decoder and an energy VAD."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class FakeDecoder:
 
 
 CONFIG = StreamConfig(
-    EndpointConfig(threshold=0.5, min_speech_s=0.1, pause_s=0.15, end_of_turn_s=0.4, max_utterance_s=30),
+    EndpointConfig(
+        threshold=0.5, min_speech_s=0.1, pause_s=0.15, end_of_turn_s=0.4, max_utterance_s=30
+    ),
     partial_interval_s=0.3,
 )
 
@@ -55,12 +57,18 @@ def _silence(seconds: float, rate: int = RATE) -> bytes:
     return b"\x00\x00" * int(seconds * rate)
 
 
-async def _transcribe(channel: grpc.aio.Channel, pcm: bytes, rate: int = RATE) -> list[stt_pb2.TranscribeResponse]:
+async def _transcribe(
+    channel: grpc.aio.Channel, pcm: bytes, rate: int = RATE
+) -> list[stt_pb2.TranscribeResponse]:
     async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
-        yield stt_pb2.TranscribeRequest(config=stt_pb2.TranscribeConfig(session_id="t", sample_rate=rate))
+        yield stt_pb2.TranscribeRequest(
+            config=stt_pb2.TranscribeConfig(session_id="t", sample_rate=rate)
+        )
         step = rate // 50 * 2
         for start in range(0, len(pcm), step):
-            yield stt_pb2.TranscribeRequest(audio=audio_pb2.AudioChunk(pcm=pcm[start : start + step], sample_rate=rate))
+            yield stt_pb2.TranscribeRequest(
+                audio=audio_pb2.AudioChunk(pcm=pcm[start : start + step], sample_rate=rate)
+            )
 
     stub = stt_pb2_grpc.SpeechToTextServiceStub(channel)
     return [response async for response in stub.Transcribe(requests())]
@@ -97,8 +105,10 @@ async def test_one_utterance_gives_start_pause_end_and_a_final_transcript() -> N
 
 async def test_audio_at_another_rate_is_resampled_to_the_same_timing() -> None:
     async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
-        responses = await _transcribe(channel, _silence(0.5, 48000) + _tone(1.0, 48000) + _silence(1.0, 48000), 48000)
-    final = [r.transcript for r in responses if r.transcript.final][0]
+        responses = await _transcribe(
+            channel, _silence(0.5, 48000) + _tone(1.0, 48000) + _silence(1.0, 48000), 48000
+        )
+    final = next(r.transcript for r in responses if r.transcript.final)
     assert final.speech_end_s == pytest.approx(1.5, abs=0.07)
 
 

@@ -44,13 +44,17 @@ def _register(engine: ToneEngine) -> object:
     return lambda server: tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
 
 
-def _stream(channel: grpc.aio.Channel, rate: int, requests: list[tts_pb2.SynthesizeRequest]) -> grpc.aio.StreamStreamCall:
+def _stream(
+    channel: grpc.aio.Channel, rate: int, requests: list[tts_pb2.SynthesizeRequest]
+) -> grpc.aio.StreamStreamCall:
     queue: asyncio.Queue[tts_pb2.SynthesizeRequest | None] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
 
     async def generate() -> AsyncIterator[tts_pb2.SynthesizeRequest]:
-        yield tts_pb2.SynthesizeRequest(config=tts_pb2.SynthesizeConfig(session_id="t", sample_rate=rate))
+        yield tts_pb2.SynthesizeRequest(
+            config=tts_pb2.SynthesizeConfig(session_id="t", sample_rate=rate)
+        )
         while (request := await queue.get()) is not None:
             yield request
 
@@ -92,7 +96,9 @@ async def test_cancel_ends_the_turn_and_sends_no_more_audio() -> None:
         call = _stream(channel, 16000, [_text("b", "One sentence here. Another one follows. ")])
         first = await call.read()
         assert first.WhichOneof("event") == "start"
-        call.queue.put_nowait(tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id="b")))  # type: ignore[attr-defined]
+        call.queue.put_nowait(
+            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id="b"))
+        )  # type: ignore[attr-defined]
         response = await call.read()
         call.queue.put_nowait(None)  # type: ignore[attr-defined]
         rest = []
