@@ -152,6 +152,7 @@ class SttSettings:
     end_of_turn_ms: int
     partial_interval_ms: int
     max_utterance_s: float
+    encoder_window_s: float
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> SttSettings:
@@ -170,6 +171,7 @@ class SttSettings:
             end_of_turn_ms=env.integer(480, "STT_END_OF_TURN_MS", low=64, high=10000),
             partial_interval_ms=env.integer(500, "STT_PARTIAL_INTERVAL_MS", low=100, high=10000),
             max_utterance_s=env.number(30.0, "STT_MAX_UTTERANCE_S", low=1.0, high=120.0),
+            encoder_window_s=env.number(10.0, "STT_ENCODER_WINDOW_S", low=4.0, high=30.0),
         )
         if settings.pause_ms > settings.end_of_turn_ms:
             env.problem("STT_PAUSE_MS must not exceed STT_END_OF_TURN_MS")
