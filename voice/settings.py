@@ -257,7 +257,6 @@ class GatewaySettings:
     output_sample_rate: int
     max_sessions: int
     max_frame_bytes: int
-    upstream_timeout_s: float
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -278,7 +277,6 @@ class GatewaySettings:
             ),
             max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
-            upstream_timeout_s=env.number(10.0, "GATEWAY_UPSTREAM_TIMEOUT_S", low=0.5, high=300.0),
         )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
