@@ -19,8 +19,9 @@ class CaptureProcessor extends AudioWorkletProcessor {
 
     // `sampleRate` is the AudioWorkletGlobalScope's: the context's rate.
     this.step = sampleRate / this.targetRate; // input samples per output sample
-    // Cut off a little below the output Nyquist when downsampling; no filtering otherwise.
-    this.cutoff = Math.min(1, 1 / this.step) * 0.92;
+    // Cut off a little below the output Nyquist when downsampling. At equal rates a cutoff of 1
+    // makes the kernel a unit impulse: the samples pass through unchanged.
+    this.cutoff = this.step > 1 ? 0.92 / this.step : 1;
     // Half the kernel's width in input samples.
     this.halfWidth = Math.ceil(HALF_TAPS / this.cutoff);
     this.kernels = new Map();
