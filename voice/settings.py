@@ -222,6 +222,7 @@ class TtsSettings:
     first_chunk_min_words: int
     first_chunk_max_words: int
     frame_ms: int
+    threads: int
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> TtsSettings:
@@ -233,6 +234,7 @@ class TtsSettings:
             first_chunk_min_words=env.integer(3, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
             first_chunk_max_words=env.integer(8, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
             frame_ms=env.integer(20, "TTS_FRAME_MS", low=10, high=40),
+            threads=env.integer(0, "TTS_THREADS", low=0, high=64),
         )
         if [e for e in settings.engines if e != "piper"] or not settings.engines:
             env.problem(f"TTS_ENGINES={','.join(settings.engines)}: only 'piper' is available")

@@ -45,6 +45,9 @@ class LocalLlama:
         threads = settings.threads or max(1, os.cpu_count() or 1)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
+        # Threads that sleep between tokens instead of spinning leave the CPU to stt and tts.
+        params.cpuparams.poll = 0
+        params.cpuparams_batch.poll = 0
         params.cache_prompt = True
         params.verbosity = -1
         started = time.perf_counter()

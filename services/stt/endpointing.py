@@ -87,10 +87,13 @@ class Endpointer:
         voiced = probability >= self.config.threshold - HYSTERESIS
         if voiced:
             self._silence_s = 0.0
+            resumed = self._paused
             self._paused = False
             self._last_voiced_end_s = end_s
             if end_s - self._speech_start_s >= self.config.max_utterance_s:
                 return self.force_end(end_s)
+            if resumed:
+                return Boundary(SpeechEventKind.SPEECH_RESUMED, end_s, end_s - window_s)
             return None
         self._silence_s += window_s
         if self._silence_s + 1e-9 >= self.config.end_of_turn_s:

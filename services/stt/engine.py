@@ -16,6 +16,7 @@ class SpeechEventKind(enum.Enum):
     SPEECH_STARTED = "speech_started"
     PAUSE = "pause"
     END_OF_TURN = "end_of_turn"
+    SPEECH_RESUMED = "speech_resumed"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Transcript:
     speech_start_s: float
     speech_end_s: float
     decode_ms: float
+    at_pause: bool = False
 
 
 TranscriptEvent = SpeechEvent | Transcript

@@ -30,6 +30,7 @@ _KIND_TO_PROTO = {
     SpeechEventKind.SPEECH_STARTED: stt_pb2.SpeechEvent.KIND_SPEECH_STARTED,
     SpeechEventKind.PAUSE: stt_pb2.SpeechEvent.KIND_PAUSE,
     SpeechEventKind.END_OF_TURN: stt_pb2.SpeechEvent.KIND_END_OF_TURN,
+    SpeechEventKind.SPEECH_RESUMED: stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED,
 }
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 
@@ -53,6 +54,7 @@ def to_proto(event: TranscriptEvent) -> stt_pb2.TranscribeResponse:
             speech_start_s=event.speech_start_s,
             speech_end_s=event.speech_end_s,
             decode_ms=event.decode_ms,
+            at_pause=event.at_pause,
         )
     )
 

@@ -174,17 +174,20 @@ class TranscriptionStream:
             self._last_partial_s = boundary.time_s
             self._last_partial_text = ""
             self._emit_event(boundary)
+        elif boundary.kind is SpeechEventKind.SPEECH_RESUMED:
+            self._speculative = None  # the pause decode no longer covers the utterance
+            self._emit_event(boundary)
         elif boundary.kind is SpeechEventKind.PAUSE:
             self._emit_event(boundary)
             self._speculative = self._start_decode()
+            self._spawn(self._publish_pause(self._speculative, self._utterance_id, boundary))
         else:
             self._emit_event(boundary)
             self._finish_utterance(boundary)
 
     def _emit_event(self, boundary: Boundary) -> None:
-        speech_end = (
-            boundary.speech_time_s if boundary.kind is not SpeechEventKind.SPEECH_STARTED else 0.0
-        )
+        starts = (SpeechEventKind.SPEECH_STARTED, SpeechEventKind.SPEECH_RESUMED)
+        speech_end = 0.0 if boundary.kind in starts else boundary.speech_time_s
         self._events.put_nowait(
             SpeechEvent(boundary.kind, self._utterance_id, boundary.time_s, speech_end)
         )
@@ -210,6 +213,27 @@ class TranscriptionStream:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._decode_executor, self._decoder.decode, audio)
         return _Decode(future, self._now_s, time.perf_counter())
+
+    async def _publish_pause(self, decode: _Decode, utterance_id: str, boundary: Boundary) -> None:
+        """The utterance so far, decoded at the pause: lets the caller start thinking early."""
+        try:
+            text = await decode.task
+        except Exception:
+            return  # the final decode reports the failure
+        if self._speculative is not decode or utterance_id != self._utterance_id or not text:
+            return  # the user went on, or the turn already ended and the final has this text
+        self._events.put_nowait(
+            Transcript(
+                utterance_id=utterance_id,
+                text=text,
+                final=False,
+                stable_text=text,
+                speech_start_s=self._endpointer.speech_start_s,
+                speech_end_s=boundary.speech_time_s,
+                decode_ms=(time.perf_counter() - decode.started) * 1000,
+                at_pause=True,
+            )
+        )
 
     async def _publish_partial(self, decode: _Decode, utterance_id: str) -> None:
         try:

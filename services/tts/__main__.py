@@ -19,7 +19,7 @@ async def main() -> None:
     settings = TtsSettings.from_env()
     setup_logging(settings.common.log_level)
     provider = setup_tracing("tts")
-    engine = await asyncio.to_thread(PiperEngine)
+    engine = await asyncio.to_thread(PiperEngine, settings.threads)
     await asyncio.to_thread(engine.warm_up)
     servicer = TextToSpeechServicer(
         engine,

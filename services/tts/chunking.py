@@ -27,7 +27,6 @@ ABBREVIATIONS = frozenset(
         "ie",
         "a.m",
         "p.m",
-        "no",
         "approx",
         "dept",
         "est",

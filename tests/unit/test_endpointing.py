@@ -111,9 +111,11 @@ def test_speech_resumed_after_a_pause_cancels_the_end_of_turn() -> None:
     feeder = Feeder()
     feeder.feed(VOICED, 10)
     feeder.feed(SILENT, 10)  # a pause, not yet the end of the turn
-    feeder.feed(VOICED, 3)
+    [resumed] = feeder.feed(VOICED, 3)
+    assert resumed.kind is SpeechEventKind.SPEECH_RESUMED
+    assert resumed.time_s == pytest.approx(21 * WINDOW_S)
     assert [b.kind for b in feeder.feed(SILENT, 14)] == [PAUSE]  # not the end of the turn
-    assert feeder.kinds == [STARTED, PAUSE, PAUSE]
+    assert feeder.kinds == [STARTED, PAUSE, SpeechEventKind.SPEECH_RESUMED, PAUSE]
     [end] = feeder.feed(SILENT)
     assert end.kind is END
     # Measured from the resumed speech, which ended at window 23.

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voice.v1 import audio_pb2 as voice_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/llm.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\x94\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voice.v1.ConverseConfigH\x00\x12\"\n\x04turn\x18\x02 \x01(\x0b\x32\x12.voice.v1.UserTurnH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.voice.v1.CancelTurnH\x00\x42\t\n\x07request\";\n\x0e\x43onverseConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"X\n\x08UserTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rtrace_context\x18\x03 \x01(\x0b\x32\x16.voice.v1.TraceContext\"I\n\nCancelTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nheard_text\x18\x02 \x01(\t\x12\x16\n\x0ehas_heard_text\x18\x03 \x01(\x08\"e\n\x10\x43onverseResponse\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.voice.v1.TextDeltaH\x00\x12\"\n\x04\x64one\x18\x02 \x01(\x0b\x32\x12.voice.v1.TurnDoneH\x00\x42\x07\n\x05\x65vent\"*\n\tTextDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xa8\x01\n\x08TurnDone\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x16\n\x0e\x66irst_token_ms\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t2]\n\x14LanguageModelService\x12\x45\n\x08\x43onverse\x12\x19.voice.v1.ConverseRequest\x1a\x1a.voice.v1.ConverseResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/llm.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\x94\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voice.v1.ConverseConfigH\x00\x12\"\n\x04turn\x18\x02 \x01(\x0b\x32\x12.voice.v1.UserTurnH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.voice.v1.CancelTurnH\x00\x42\t\n\x07request\";\n\x0e\x43onverseConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"X\n\x08UserTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rtrace_context\x18\x03 \x01(\x0b\x32\x16.voice.v1.TraceContext\"Z\n\nCancelTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nheard_text\x18\x02 \x01(\t\x12\x16\n\x0ehas_heard_text\x18\x03 \x01(\x08\x12\x0f\n\x07\x64iscard\x18\x04 \x01(\x08\"e\n\x10\x43onverseResponse\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.voice.v1.TextDeltaH\x00\x12\"\n\x04\x64one\x18\x02 \x01(\x0b\x32\x12.voice.v1.TurnDoneH\x00\x42\x07\n\x05\x65vent\"*\n\tTextDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xa8\x01\n\x08TurnDone\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x16\n\x0e\x66irst_token_ms\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t2]\n\x14LanguageModelService\x12\x45\n\x08\x43onverse\x12\x19.voice.v1.ConverseRequest\x1a\x1a.voice.v1.ConverseResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERTURN']._serialized_start=266
   _globals['_USERTURN']._serialized_end=354
   _globals['_CANCELTURN']._serialized_start=356
-  _globals['_CANCELTURN']._serialized_end=429
-  _globals['_CONVERSERESPONSE']._serialized_start=431
-  _globals['_CONVERSERESPONSE']._serialized_end=532
-  _globals['_TEXTDELTA']._serialized_start=534
-  _globals['_TEXTDELTA']._serialized_end=576
-  _globals['_TURNDONE']._serialized_start=579
-  _globals['_TURNDONE']._serialized_end=747
-  _globals['_LANGUAGEMODELSERVICE']._serialized_start=749
-  _globals['_LANGUAGEMODELSERVICE']._serialized_end=842
+  _globals['_CANCELTURN']._serialized_end=446
+  _globals['_CONVERSERESPONSE']._serialized_start=448
+  _globals['_CONVERSERESPONSE']._serialized_end=549
+  _globals['_TEXTDELTA']._serialized_start=551
+  _globals['_TEXTDELTA']._serialized_end=593
+  _globals['_TURNDONE']._serialized_start=596
+  _globals['_TURNDONE']._serialized_end=764
+  _globals['_LANGUAGEMODELSERVICE']._serialized_start=766
+  _globals['_LANGUAGEMODELSERVICE']._serialized_end=859
 # @@protoc_insertion_point(module_scope)

@@ -103,20 +103,24 @@ class CancelTurn(_message.Message):
     TURN_ID_FIELD_NUMBER: _builtins.int
     HEARD_TEXT_FIELD_NUMBER: _builtins.int
     HAS_HEARD_TEXT_FIELD_NUMBER: _builtins.int
+    DISCARD_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     heard_text: _builtins.str
     """What the user actually heard of the reply; the history keeps only that."""
     has_heard_text: _builtins.bool
+    discard: _builtins.bool
+    """Forget the turn entirely (it was started early and the user went on speaking)."""
     def __init__(
         self,
         *,
         turn_id: _builtins.str = ...,
         heard_text: _builtins.str = ...,
         has_heard_text: _builtins.bool = ...,
+        discard: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_heard_text", b"has_heard_text", "heard_text", b"heard_text", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discard", b"discard", "has_heard_text", b"has_heard_text", "heard_text", b"heard_text", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -156,6 +156,7 @@ class Transcript(_message.Message):
     SPEECH_START_S_FIELD_NUMBER: _builtins.int
     SPEECH_END_S_FIELD_NUMBER: _builtins.int
     DECODE_MS_FIELD_NUMBER: _builtins.int
+    AT_PAUSE_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     """Identifies the utterance (one per end-of-turn)."""
     text: _builtins.str
@@ -167,6 +168,10 @@ class Transcript(_message.Message):
     speech_end_s: _builtins.float
     decode_ms: _builtins.float
     """Time the service spent decoding this transcript."""
+    at_pause: _builtins.bool
+    """A non-final transcript of the whole utterance, decoded when speech paused. If the turn then
+    ends with no more speech, the final transcript has the same text.
+    """
     def __init__(
         self,
         *,
@@ -177,10 +182,11 @@ class Transcript(_message.Message):
         speech_start_s: _builtins.float = ...,
         speech_end_s: _builtins.float = ...,
         decode_ms: _builtins.float = ...,
+        at_pause: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decode_ms", b"decode_ms", "final", b"final", "speech_end_s", b"speech_end_s", "speech_start_s", b"speech_start_s", "stable_text", b"stable_text", "text", b"text", "utterance_id", b"utterance_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_pause", b"at_pause", "decode_ms", b"decode_ms", "final", b"final", "speech_end_s", b"speech_end_s", "speech_start_s", b"speech_start_s", "stable_text", b"stable_text", "text", b"text", "utterance_id", b"utterance_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,6 +208,10 @@ class SpeechEvent(_message.Message):
         """Speech stopped; the turn may or may not be over."""
         KIND_END_OF_TURN: SpeechEvent._Kind.ValueType  # 3
         """Enough silence followed the speech: the user has finished. The final transcript follows."""
+        KIND_SPEECH_RESUMED: SpeechEvent._Kind.ValueType  # 4
+        """Speech came back after a pause, before the turn ended: what was decoded at the pause
+        is not the whole utterance after all.
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: SpeechEvent.Kind.ValueType  # 0
@@ -210,6 +220,10 @@ class SpeechEvent(_message.Message):
     """Speech stopped; the turn may or may not be over."""
     KIND_END_OF_TURN: SpeechEvent.Kind.ValueType  # 3
     """Enough silence followed the speech: the user has finished. The final transcript follows."""
+    KIND_SPEECH_RESUMED: SpeechEvent.Kind.ValueType  # 4
+    """Speech came back after a pause, before the turn ended: what was decoded at the pause
+    is not the whole utterance after all.
+    """
 
     KIND_FIELD_NUMBER: _builtins.int
     UTTERANCE_ID_FIELD_NUMBER: _builtins.int
