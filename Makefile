@@ -16,7 +16,7 @@ OUT ?=
 TTL ?= 3600
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run test test-unit test-e2e lint fmt typecheck proto proto-check token clean
+.PHONY: help install browser models run test test-unit test-e2e lint fmt typecheck proto proto-check token clean
 
 help: ## Show this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -34,12 +34,20 @@ $(MODELS): $(INSTALLED) voice/models.py
 
 install: $(INSTALLED) $(MODELS) ## Install packages and assemble the models (run and test do this)
 
+browser: ## Install Debian's Chromium for the browser tests (needs root; skipped otherwise)
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> Installing Chromium (Debian package) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && \
+	  chromium --version; \
+	else echo "note: chromium is not installed and cannot be installed here: browser tests will skip"; fi
+
 models: $(MODELS) ## Assemble the embedded model files into .cache/models
 
 run: install ## Start the whole cluster on this machine and print where to open it
 	@$(PY) -m launcher
 
-test: install ## Run every test (unit, integration, end to end)
+test: install browser ## Run every test (unit, integration, end to end, browser)
 	@$(PY) -m pytest
 
 test-unit: install ## Run the fast tests only

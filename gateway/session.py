@@ -25,6 +25,7 @@ from gateway.turn import AgentTurn, TurnChannels
 from gateway.upstream import DuplexStream, Upstreams
 from voice.settings import GatewaySettings
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
+from voice.wer import normalize_transcript
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class UpstreamFailureError(Exception):
         super().__init__(f"{stage}: {code.name}: {details}")
         self.stage = stage
         self.code = code
+
+
+def _same_text(a: str, b: str) -> bool:
+    return normalize_transcript(a) == normalize_transcript(b)
 
 
 class Session:
@@ -57,6 +62,7 @@ class Session:
         self._turn: AgentTurn | None = None
         self._turn_task: asyncio.Task[None] | None = None
         self._turns = 0
+        self._attempts = 0
         self._samples_in = 0
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
         loop = asyncio.get_running_loop()
@@ -215,42 +221,64 @@ class Session:
         if response.HasField("speech_event"):
             kind = response.speech_event.kind
             if kind == stt_pb2.SpeechEvent.KIND_SPEECH_STARTED:
-                await self._barge_in()
+                await self._cancel_turn()  # barge-in, or an early start the user talked over
+            elif kind == stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED:
+                await self._discard_early_turn()
             return
         transcript = response.transcript
-        turn_id = f"{self.id}-{self._turns + 1}"
+        text = transcript.text.strip()
         await self.send_text(
-            event("transcript", text=transcript.text, final=transcript.final, turn_id=turn_id)
+            event("transcript", text=transcript.text, final=transcript.final, turn_id=self._next_id)
         )
-        if transcript.final and transcript.text.strip():
-            timeline = Timeline(self.arrival_time(transcript.speech_end_s))
-            timeline.mark("stt_complete")
-            await self._start_turn(transcript.text.strip(), timeline)
+        if transcript.at_pause and text:
+            await self._start_turn(text, transcript.speech_end_s, held=True)
+        elif transcript.final:
+            turn = self._turn
+            if turn is not None and turn.held and _same_text(turn.text, text):
+                turn.timeline.mark("stt_complete")
+                self._turns += 1
+                await turn.release()
+            elif text:
+                await self._discard_early_turn()
+                await self._start_turn(text, transcript.speech_end_s, held=False)
+            else:
+                await self._discard_early_turn()
 
     async def _on_llm(self, response: llm_pb2.ConverseResponse) -> None:
         turn = self._turn
-        turn_id = response.delta.turn_id if response.HasField("delta") else response.done.turn_id
-        if turn is not None and turn.turn_id == turn_id:
+        stage_id = response.delta.turn_id if response.HasField("delta") else response.done.turn_id
+        if turn is not None and turn.stage_id == stage_id:
             turn.llm_events.put_nowait(response)
 
     async def _on_tts(self, response: tts_pb2.SynthesizeResponse) -> None:
         turn = self._turn
         kind = response.WhichOneof("event")
-        turn_id = getattr(response, kind).turn_id if kind else ""
-        if turn is not None and turn.turn_id == turn_id:
+        stage_id = getattr(response, kind).turn_id if kind else ""
+        if turn is not None and turn.stage_id == stage_id:
             turn.tts_events.put_nowait(response)
 
     # ----------------------------------------------------------------- turns
 
-    async def _start_turn(self, text: str, timeline: Timeline) -> None:
-        await self._cancel_turn(notify=True)
+    @property
+    def _next_id(self) -> str:
+        return f"{self.id}-{self._turns + 1}"
+
+    async def _start_turn(self, text: str, speech_end_s: float, *, held: bool) -> None:
+        """Start a turn; a held one (early thinking) shows nothing until it is released."""
+        await self._cancel_turn()
         assert self._llm is not None and self._tts is not None
-        self._turns += 1
+        self._attempts += 1
+        timeline = Timeline(self.arrival_time(speech_end_s))
+        if not held:
+            timeline.mark("stt_complete")
+            self._turns += 1
         self._turn = AgentTurn(
-            session_id=self.id,
-            number=self._turns,
+            turn_id=f"{self.id}-{self._turns + (1 if held else 0)}",
+            stage_id=f"{self.id}-a{self._attempts}",
+            number=self._turns + (1 if held else 0),
             text=text,
             timeline=timeline,
+            held=held,
             channels=TurnChannels(
                 send_llm=self._llm.send,
                 send_tts=self._tts.send,
@@ -258,25 +286,31 @@ class Session:
                 send_bytes=self.send_bytes,
             ),
         )
-        self._turn_task = asyncio.create_task(self._turn.run(), name=self._turn.turn_id)
+        self._turn_task = asyncio.create_task(self._turn.run(), name=self._turn.stage_id)
 
-    async def _barge_in(self) -> None:
-        await self._cancel_turn(notify=True)
+    async def _discard_early_turn(self) -> None:
+        if self._turn is not None and self._turn.held:
+            await self._cancel_turn()
 
-    async def _cancel_turn(self, *, notify: bool) -> None:
+    async def _cancel_turn(self) -> None:
+        """Stop the current turn. The client hears of it only if it saw or heard any of it."""
         task, turn = self._turn_task, self._turn
         self._turn_task, self._turn = None, None
-        if task is None or turn is None or task.done():
+        if task is None or turn is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
-        if notify:
+        audible = not turn.held and (not task.done() or turn.playing())
+        if turn.held:
+            turn.discarded = True
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
+        if audible:
             await self.send_text(event("interrupted", turn_id=turn.turn_id))
 
     async def _close_upstreams(self) -> None:
         self._closing = True
-        await self._cancel_turn(notify=False)
+        await self._cancel_turn()
         for stream in (self._stt, self._llm, self._tts):
             if stream is not None:
                 stream.close()

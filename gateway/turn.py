@@ -1,8 +1,12 @@
 """One agent turn: the user's text to the LLM, its text to TTS as it streams, audio to the client.
 
 The turn owns nothing session-long: the session routes the LLM and TTS responses that carry
-this turn's id into the turn's queues. Cancelling the turn's task stops both stages (a cancel
-message to each) and tells the LLM what the user actually heard.
+this turn's stage id into the turn's queues. Cancelling the turn's task stops both stages (a
+cancel message to each) and tells the LLM what the user actually heard.
+
+A turn can start *held* (early thinking): it runs the LLM and TTS on the transcript decoded at
+the user's pause, but keeps everything it would send to the client until the session confirms
+that the turn really ended (``release``), or drops it (``discard``) if the user went on.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from opentelemetry import trace
 from gateway.protocol import event
 from gateway.timeline import Timeline
 from voice.telemetry import trace_context_message
-from voice.v1 import llm_pb2, tts_pb2
+from voice.v1 import audio_pb2, llm_pb2, tts_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.gateway")
@@ -53,6 +57,13 @@ class _Spoken:
             self.chunks.append((self.samples_sent / max(self.sample_rate, 1), text))
         self.samples_sent += len(pcm) // 2
 
+    def playing(self) -> bool:
+        """Whether the client is still playing this audio (sent faster than real time)."""
+        if not self.samples_sent:
+            return False
+        duration_s = self.samples_sent / max(self.sample_rate, 1)
+        return time.perf_counter() < self.first_sent_at + duration_s
+
     def heard_text(self) -> str:
         if not self.samples_sent:
             return ""
@@ -64,120 +75,156 @@ class AgentTurn:
     def __init__(
         self,
         *,
-        session_id: str,
+        turn_id: str,
+        stage_id: str,
         number: int,
         text: str,
         timeline: Timeline,
         channels: TurnChannels,
+        held: bool = False,
     ) -> None:
-        self.turn_id = f"{session_id}-{number}"
+        self.turn_id = turn_id
+        self.stage_id = stage_id
         self.number = number
         self.text = text
         self.timeline = timeline
         self.llm_events: asyncio.Queue[llm_pb2.ConverseResponse] = asyncio.Queue()
         self.tts_events: asyncio.Queue[tts_pb2.SynthesizeResponse] = asyncio.Queue()
-        self._channels = channels
-        self._spoken = _Spoken()
         self.reply = ""
         self.provider = ""
+        self.discarded = False
+        self._channels = channels
+        self._spoken = _Spoken()
+        self._held: list[str | tuple[bytes, str]] | None = [] if held else None
+        self._released = asyncio.Event()
+        self._emit_lock = asyncio.Lock()
+        if not held:
+            self._released.set()
+
+    def playing(self) -> bool:
+        """Whether the client may still be playing this turn's audio."""
+        return self._spoken.playing()
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    async def release(self) -> None:
+        """The turn is confirmed: send what was held, in order, and everything after it."""
+        async with self._emit_lock:
+            pending, self._held = self._held or [], None
+            for item in pending:
+                await self._send(item)
+        self._released.set()
 
     async def run(self) -> None:
         with tracer.start_as_current_span(
             "voice.turn",
             start_time=self.timeline.origin_ns,
-            attributes={"voice.turn_id": self.turn_id, "voice.turn_number": self.number},
+            attributes={"voice.turn_id": self.turn_id, "voice.early_start": self.held},
         ) as span:
-            span.add_event("audio_received", timestamp=self.timeline.origin_ns)
-            span.add_event("stt_complete", timestamp=self.timeline.wall_ns("stt_complete"))
             context = trace_context_message()
             try:
                 self._channels.send_llm(
                     llm_pb2.ConverseRequest(
                         turn=llm_pb2.UserTurn(
-                            turn_id=self.turn_id, text=self.text, trace_context=context
+                            turn_id=self.stage_id, text=self.text, trace_context=context
                         )
                     )
                 )
-                self._mark(span, "llm_start")
-                text_pump = asyncio.create_task(self._pump_text(span, context))
+                self.timeline.mark("llm_start")
+                text_pump = asyncio.create_task(self._pump_text(context))
                 try:
-                    await self._pump_audio(span)
+                    await self._pump_audio()
                 finally:
                     text_pump.cancel()
                     await asyncio.gather(text_pump, return_exceptions=True)
+                await self._released.wait()
             except asyncio.CancelledError:
-                span.add_event("interrupted")
                 self._cancel_stages()
+                self._record(span, "discarded" if self.discarded else "interrupted")
                 raise
-            self._mark(span, "pipeline_complete")
+            self.timeline.mark("pipeline_complete")
             span.set_attribute("llm.provider", self.provider)
-            await self._channels.send_text(event("audio_end", turn_id=self.turn_id))
-            waterfall = self.timeline.waterfall_ms()
-            await self._channels.send_text(
-                event("turn_complete", turn_id=self.turn_id, latency=waterfall)
+            self._record(span)
+            await self._emit(event("audio_end", turn_id=self.turn_id))
+            await self._emit(
+                event("turn_complete", turn_id=self.turn_id, latency=self.timeline.waterfall_ms())
             )
             log.info("%s", self.timeline.summary(self.number))
 
-    def _mark(self, span: trace.Span, name: str) -> None:
-        self.timeline.mark(name)
-        span.add_event(name, timestamp=self.timeline.wall_ns(name))
+    def _record(self, span: trace.Span, ending: str | None = None) -> None:
+        span.set_attribute("voice.turn_number", self.number)
+        for name in self.timeline.marks:
+            span.add_event(name, timestamp=self.timeline.wall_ns(name))
+        if ending is not None:
+            span.add_event(ending)
+            span.set_attribute("voice.turn_ending", ending)
 
-    async def _pump_text(self, span: trace.Span, context: object) -> None:
+    async def _emit(self, item: str | tuple[bytes, str]) -> None:
+        async with self._emit_lock:
+            if self._held is not None:
+                self._held.append(item)
+            else:
+                await self._send(item)
+
+    async def _send(self, item: str | tuple[bytes, str]) -> None:
+        if isinstance(item, str):
+            await self._channels.send_text(item)
+            return
+        pcm, text = item
+        await self._channels.send_bytes(pcm)
+        self._spoken.add(pcm, text)
+        self.timeline.mark("first_audio_sent")
+
+    async def _pump_text(self, context: audio_pb2.TraceContext) -> None:
         """LLM deltas -> client text and TTS input, until the LLM says the turn is done."""
         while True:
             response = await self.llm_events.get()
             if response.HasField("delta"):
                 delta = response.delta.text
                 if not self.reply:
-                    self._mark(span, "llm_first_token")
-                    self._mark(span, "tts_start")
+                    self.timeline.mark("llm_first_token")
+                    self.timeline.mark("tts_start")
                 self.reply += delta
                 self._channels.send_tts(
                     tts_pb2.SynthesizeRequest(
                         text=tts_pb2.TextInput(
-                            turn_id=self.turn_id,
-                            text=delta,
-                            trace_context=context,  # type: ignore[arg-type]
+                            turn_id=self.stage_id, text=delta, trace_context=context
                         )
                     )
                 )
-                await self._channels.send_text(
-                    event("agent_text", turn_id=self.turn_id, text=delta)
+                await self._emit(event("agent_text", turn_id=self.turn_id, text=delta))
+                continue
+            done = response.done
+            self.provider = done.provider
+            if done.error:
+                log.warning("turn %s: llm error: %s", self.turn_id, done.error)
+                await self._emit(
+                    event("error", code="llm_error", message=done.error, turn_id=self.turn_id)
                 )
-            else:
-                done = response.done
-                self.provider = done.provider
-                if done.error:
-                    log.warning("turn %s: llm error: %s", self.turn_id, done.error)
-                    await self._channels.send_text(
-                        event("error", code="llm_error", message=done.error, turn_id=self.turn_id)
-                    )
-                self._channels.send_tts(
-                    tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=self.turn_id))
-                )
-                return
+            self._channels.send_tts(
+                tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=self.stage_id))
+            )
+            return
 
-    async def _pump_audio(self, span: trace.Span) -> None:
+    async def _pump_audio(self) -> None:
         """TTS audio -> client binary frames, until the TTS says the turn's audio has ended."""
         while True:
             response = await self.tts_events.get()
             kind = response.WhichOneof("event")
             if kind == "start":
                 self._spoken.sample_rate = response.start.sample_rate
-                await self._channels.send_text(
+                await self._emit(
                     event(
                         "audio_start", turn_id=self.turn_id, sample_rate=response.start.sample_rate
                     )
                 )
             elif kind == "audio":
-                pcm = response.audio.audio.pcm
-                await self._channels.send_bytes(pcm)
-                self._spoken.add(pcm, response.audio.text)
-                if "first_audio_sent" not in self.timeline.marks:
-                    self._mark(span, "first_audio_sent")
+                await self._emit((response.audio.audio.pcm, response.audio.text))
             elif kind == "end":
                 if response.end.error:
-                    await self._channels.send_text(
+                    await self._emit(
                         event(
                             "error",
                             code="tts_error",
@@ -191,10 +238,13 @@ class AgentTurn:
         self._channels.send_llm(
             llm_pb2.ConverseRequest(
                 cancel=llm_pb2.CancelTurn(
-                    turn_id=self.turn_id, heard_text=self._spoken.heard_text(), has_heard_text=True
+                    turn_id=self.stage_id,
+                    heard_text=self._spoken.heard_text(),
+                    has_heard_text=True,
+                    discard=self.discarded,
                 )
             )
         )
         self._channels.send_tts(
-            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id=self.turn_id))
+            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id=self.stage_id))
         )

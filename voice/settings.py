@@ -191,6 +191,7 @@ class LlmSettings:
     context_tokens: int
     parallel: int
     threads: int
+    nice: int
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> LlmSettings:
@@ -206,6 +207,7 @@ class LlmSettings:
             context_tokens=env.integer(4096, "LLM_CONTEXT_TOKENS", low=512, high=131072),
             parallel=env.integer(2, "LLM_PARALLEL", low=1, high=64),
             threads=env.integer(0, "LLM_THREADS", low=0, high=256),
+            nice=env.integer(10, "LLM_NICE", low=0, high=19),
         )
         unknown = [p for p in settings.providers if p not in ("local", "demo")]
         if unknown or not settings.providers:
@@ -231,10 +233,10 @@ class TtsSettings:
             common=CommonSettings.read(env),
             listen=_address(env, "127.0.0.1:50053", "TTS_LISTEN"),
             engines=env.items(("piper",), "TTS_ENGINES"),
-            first_chunk_min_words=env.integer(3, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
-            first_chunk_max_words=env.integer(8, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
+            first_chunk_min_words=env.integer(2, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
+            first_chunk_max_words=env.integer(4, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
             frame_ms=env.integer(20, "TTS_FRAME_MS", low=10, high=40),
-            threads=env.integer(0, "TTS_THREADS", low=0, high=64),
+            threads=env.integer(1, "TTS_THREADS", low=0, high=64),
         )
         if [e for e in settings.engines if e != "piper"] or not settings.engines:
             env.problem(f"TTS_ENGINES={','.join(settings.engines)}: only 'piper' is available")

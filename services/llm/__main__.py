@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from services.llm.demo import DemoModel
@@ -37,6 +38,9 @@ async def build_providers(settings: LlmSettings) -> list[LanguageModel]:
 async def main() -> None:
     settings = LlmSettings.from_env()
     setup_logging(settings.common.log_level)
+    if settings.nice:
+        # Generation is the bulk work; speech recognition and synthesis are latency-critical.
+        os.nice(settings.nice)
     provider = setup_tracing("llm")
     chain = FallbackChain(await build_providers(settings))
     log.info("providers, in order: %s", chain.name)

@@ -27,6 +27,7 @@ MAX_TURN_TEXT_CHARS = 20_000
 class _ActiveTurn:
     turn_id: str
     heard_text: str | None = None
+    discard: bool = False
     task: asyncio.Task[None] = field(init=False)
 
 
@@ -95,6 +96,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                     if active is not None and active.turn_id == request.cancel.turn_id:
                         if request.cancel.has_heard_text:
                             active.heard_text = request.cancel.heard_text
+                        active.discard = request.cancel.discard
                         active.task.cancel()
                 else:
                     errors.append(f"unexpected message '{kind}' after the config")
@@ -144,8 +146,9 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         )
                     )
             except asyncio.CancelledError:
-                heard = active.heard_text
-                history.record(text, "".join(reply) if heard is None else heard)
+                if not active.discard:
+                    heard = active.heard_text
+                    history.record(text, "".join(reply) if heard is None else heard)
                 span.add_event("interrupted")
                 out.put_nowait(
                     _done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms)

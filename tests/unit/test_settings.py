@@ -43,12 +43,14 @@ def test_llm_defaults() -> None:
     assert settings.providers == ("local", "demo")
     assert settings.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert (settings.max_reply_tokens, settings.context_tokens) == (96, 4096)
+    assert settings.nice == 10
 
 
 def test_tts_defaults() -> None:
     settings = TtsSettings.from_env({})
     assert settings.engines == ("piper",)
-    assert (settings.first_chunk_min_words, settings.first_chunk_max_words) == (3, 8)
+    assert (settings.first_chunk_min_words, settings.first_chunk_max_words) == (2, 4)
+    assert settings.threads == 1
     assert settings.frame_ms == 20
 
 
