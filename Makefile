@@ -16,7 +16,7 @@ OUT ?=
 TTL ?= 3600
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser models run test test-unit test-e2e lint fmt typecheck proto proto-check token clean
+.PHONY: help install browser models run bench bench-baseline test test-unit test-e2e lint fmt typecheck proto proto-check token clean
 
 help: ## Show this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ proto-check: $(INSTALLED) ## Fail when the committed stubs differ from what the 
 	for f in $$tmp/voice/v1/*; do \
 	  if ! cmp -s "$$f" "voice/v1/$$(basename $$f)"; then echo "drift: voice/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; fi; \
 	done; rm -rf $$tmp; echo "generated stubs match the protos"
+
+bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SESSIONS=n)
+	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(OUT),--out $(OUT),)
+
+bench-baseline: install ## Run the benchmark and save it as the baseline to compare against
+	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) --save-baseline
 
 token: $(INSTALLED) ## Print a signed client token (needs GATEWAY_TOKEN_SECRET; TTL=seconds)
 	@$(PY) -m gateway.auth --ttl $(TTL)

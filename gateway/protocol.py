@@ -24,6 +24,9 @@ class Start:
     output_sample_rate: int | None = None
     voice: str = ""
     language: str = ""
+    # "streaming" (the default) or "serial": the whole transcript, then the whole reply, then
+    # all of its audio, as voice pipelines worked before streaming. For comparisons.
+    pipeline: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,17 @@ def _text(value: Any, field: str, limit: int = 64) -> str:
     return value
 
 
+PIPELINES = ("streaming", "serial")
+
+
+def _pipeline(value: Any) -> str:
+    if value is None:
+        return ""
+    if value not in PIPELINES:
+        raise ProtocolError("invalid_message", f"pipeline must be one of {', '.join(PIPELINES)}")
+    return str(value)
+
+
 def parse_client_message(raw: str) -> ClientMessage:
     try:
         data = json.loads(raw)
@@ -70,6 +84,7 @@ def parse_client_message(raw: str) -> ClientMessage:
             output_sample_rate=_rate(data.get("output_sample_rate"), "output_sample_rate"),
             voice=_text(data.get("voice"), "voice"),
             language=_text(data.get("language"), "language", 16),
+            pipeline=_pipeline(data.get("pipeline")),
         )
     if kind == "stop":
         return Stop()

@@ -63,6 +63,8 @@ class Session:
         self._turn_task: asyncio.Task[None] | None = None
         self._turns = 0
         self._attempts = 0
+        self._end_of_turn_at: float | None = None
+        self._serial = settings.pipeline == "serial"
         self._samples_in = 0
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
         loop = asyncio.get_running_loop()
@@ -132,6 +134,8 @@ class Session:
             return True
         self._input_rate = message.sample_rate or self._input_rate
         self._output_rate = message.output_sample_rate or self._output_rate
+        if message.pipeline:
+            self._serial = message.pipeline == "serial"
         self._open_upstreams()
         await self._ready()
         return True
@@ -224,23 +228,25 @@ class Session:
                 await self._cancel_turn()  # barge-in, or an early start the user talked over
             elif kind == stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED:
                 await self._discard_early_turn()
+            elif kind == stt_pb2.SpeechEvent.KIND_END_OF_TURN:
+                self._end_of_turn_at = self.arrival_time(response.speech_event.stream_time_s)
             return
         transcript = response.transcript
         text = transcript.text.strip()
         await self.send_text(
             event("transcript", text=transcript.text, final=transcript.final, turn_id=self._next_id)
         )
-        if transcript.at_pause and text:
-            await self._start_turn(text, transcript.speech_end_s, held=True)
+        if transcript.at_pause and text and not self._serial:
+            await self._start_turn(text, transcript.speech_end_s, early=True)
         elif transcript.final:
             turn = self._turn
-            if turn is not None and turn.held and _same_text(turn.text, text):
-                turn.timeline.mark("stt_complete")
-                self._turns += 1
+            if turn is not None and turn.early and turn.held and _same_text(turn.text, text):
+                self._confirmed(turn.timeline)
+                turn.early = False
                 await turn.release()
             elif text:
                 await self._discard_early_turn()
-                await self._start_turn(text, transcript.speech_end_s, held=False)
+                await self._start_turn(text, transcript.speech_end_s, early=False)
             else:
                 await self._discard_early_turn()
 
@@ -263,22 +269,31 @@ class Session:
     def _next_id(self) -> str:
         return f"{self.id}-{self._turns + 1}"
 
-    async def _start_turn(self, text: str, speech_end_s: float, *, held: bool) -> None:
-        """Start a turn; a held one (early thinking) shows nothing until it is released."""
+    def _confirmed(self, timeline: Timeline) -> None:
+        """The user's turn has ended: count it and note when stt said so."""
+        self._turns += 1
+        timeline.mark("stt_complete")
+        if self._end_of_turn_at is not None:
+            timeline.mark("end_of_turn", self._end_of_turn_at)
+            self._end_of_turn_at = None
+
+    async def _start_turn(self, text: str, speech_end_s: float, *, early: bool) -> None:
+        """Start a turn; an early one (early thinking) shows nothing until it is released."""
         await self._cancel_turn()
         assert self._llm is not None and self._tts is not None
         self._attempts += 1
         timeline = Timeline(self.arrival_time(speech_end_s))
-        if not held:
-            timeline.mark("stt_complete")
-            self._turns += 1
+        number = self._turns + 1
+        if not early:
+            self._confirmed(timeline)
         self._turn = AgentTurn(
-            turn_id=f"{self.id}-{self._turns + (1 if held else 0)}",
+            turn_id=f"{self.id}-{number}",
             stage_id=f"{self.id}-a{self._attempts}",
-            number=self._turns + (1 if held else 0),
+            number=number,
             text=text,
             timeline=timeline,
-            held=held,
+            early=early,
+            serial=self._serial,
             channels=TurnChannels(
                 send_llm=self._llm.send,
                 send_tts=self._tts.send,
@@ -289,7 +304,7 @@ class Session:
         self._turn_task = asyncio.create_task(self._turn.run(), name=self._turn.stage_id)
 
     async def _discard_early_turn(self) -> None:
-        if self._turn is not None and self._turn.held:
+        if self._turn is not None and self._turn.early:
             await self._cancel_turn()
 
     async def _cancel_turn(self) -> None:
@@ -298,8 +313,8 @@ class Session:
         self._turn_task, self._turn = None, None
         if task is None or turn is None:
             return
-        audible = not turn.held and (not task.done() or turn.playing())
-        if turn.held:
+        audible = not turn.early and (not task.done() or turn.playing())
+        if turn.early:
             turn.discarded = True
         if not task.done():
             task.cancel()

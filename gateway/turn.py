@@ -4,9 +4,12 @@ The turn owns nothing session-long: the session routes the LLM and TTS responses
 this turn's stage id into the turn's queues. Cancelling the turn's task stops both stages (a
 cancel message to each) and tells the LLM what the user actually heard.
 
-A turn can start *held* (early thinking): it runs the LLM and TTS on the transcript decoded at
-the user's pause, but keeps everything it would send to the client until the session confirms
-that the turn really ended (``release``), or drops it (``discard``) if the user went on.
+A turn can start *early* (early thinking): it runs the LLM and TTS on the transcript decoded at
+the user's pause, but holds everything it would send to the client until the session confirms
+that the turn really ended (``release``), or drops it if the user went on.
+
+A *serial* turn works as voice pipelines did before streaming, for comparison: the whole reply
+first, then all of its speech, and only then any audio to the client.
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ class AgentTurn:
         text: str,
         timeline: Timeline,
         channels: TurnChannels,
-        held: bool = False,
+        early: bool = False,
+        serial: bool = False,
     ) -> None:
         self.turn_id = turn_id
         self.stage_id = stage_id
@@ -93,12 +97,14 @@ class AgentTurn:
         self.reply = ""
         self.provider = ""
         self.discarded = False
+        self.early = early
+        self.serial = serial
         self._channels = channels
         self._spoken = _Spoken()
-        self._held: list[str | tuple[bytes, str]] | None = [] if held else None
+        self._held: list[str | tuple[bytes, str]] | None = [] if early or serial else None
         self._released = asyncio.Event()
         self._emit_lock = asyncio.Lock()
-        if not held:
+        if self._held is None:
             self._released.set()
 
     def playing(self) -> bool:
@@ -107,6 +113,7 @@ class AgentTurn:
 
     @property
     def held(self) -> bool:
+        """Whether the turn still holds back what it would send to the client."""
         return self._held is not None
 
     async def release(self) -> None:
@@ -121,7 +128,11 @@ class AgentTurn:
         with tracer.start_as_current_span(
             "voice.turn",
             start_time=self.timeline.origin_ns,
-            attributes={"voice.turn_id": self.turn_id, "voice.early_start": self.held},
+            attributes={
+                "voice.turn_id": self.turn_id,
+                "voice.early_start": self.early,
+                "voice.pipeline": "serial" if self.serial else "streaming",
+            },
         ) as span:
             context = trace_context_message()
             try:
@@ -187,16 +198,13 @@ class AgentTurn:
                     self.timeline.mark("llm_first_token")
                     self.timeline.mark("tts_start")
                 self.reply += delta
-                self._channels.send_tts(
-                    tts_pb2.SynthesizeRequest(
-                        text=tts_pb2.TextInput(
-                            turn_id=self.stage_id, text=delta, trace_context=context
-                        )
-                    )
-                )
+                if not self.serial:
+                    self._send_tts_text(delta, context)
                 await self._emit(event("agent_text", turn_id=self.turn_id, text=delta))
                 continue
             done = response.done
+            if self.serial and self.reply:
+                self._send_tts_text(self.reply, context)
             self.provider = done.provider
             if done.error:
                 log.warning("turn %s: llm error: %s", self.turn_id, done.error)
@@ -207,6 +215,13 @@ class AgentTurn:
                 tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=self.stage_id))
             )
             return
+
+    def _send_tts_text(self, text: str, context: audio_pb2.TraceContext) -> None:
+        self._channels.send_tts(
+            tts_pb2.SynthesizeRequest(
+                text=tts_pb2.TextInput(turn_id=self.stage_id, text=text, trace_context=context)
+            )
+        )
 
     async def _pump_audio(self) -> None:
         """TTS audio -> client binary frames, until the TTS says the turn's audio has ended."""
@@ -232,6 +247,8 @@ class AgentTurn:
                             turn_id=self.turn_id,
                         )
                     )
+                if self.serial:
+                    await self.release()
                 return
 
     def _cancel_stages(self) -> None:

@@ -52,7 +52,14 @@ class ClipAudio:
 
 @dataclass
 class TurnResult:
+    """The agent's answer to the clip: its last user turn, the one that ended after the speech.
+
+    A long clip may be cut into several user turns at its pauses; ``finals`` has every final
+    transcript, and the answer measured is the one to the turn that ended after the speech.
+    """
+
     transcript: str = ""
+    finals: list[str] = field(default_factory=list)
     partials: list[str] = field(default_factory=list)
     agent_text: str = ""
     audio: bytearray = field(default_factory=bytearray)
@@ -65,6 +72,56 @@ class TurnResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _Listener:
+    """Reads the server's events and keeps what belongs to the answer turn."""
+
+    def __init__(self, result: TurnResult, speech_end_at: float) -> None:
+        self.result = result
+        self.speech_end_at = speech_end_at
+        self.answer_turn: str | None = None
+        self.audio_turn: str | None = None
+        self.done = asyncio.Event()
+
+    def since_speech_end(self) -> float:
+        return (time.perf_counter() - self.speech_end_at) * 1000
+
+    def on_audio(self, data: bytes) -> None:
+        if self.answer_turn is None or self.audio_turn != self.answer_turn:
+            return
+        if self.result.latency_ms is None:
+            self.result.latency_ms = self.since_speech_end()
+        self.result.audio.extend(data)
+
+    def on_event(self, data: dict[str, Any]) -> None:
+        result = self.result
+        result.events.append(data)
+        kind = data.get("type")
+        turn_id = data.get("turn_id")
+        if kind == "ready":
+            result.output_sample_rate = data["output_sample_rate"]
+        elif kind == "transcript" and data["final"]:
+            if data["text"].strip():
+                result.finals.append(data["text"].strip())
+                result.transcript = " ".join(result.finals)
+            if time.perf_counter() >= self.speech_end_at and data["text"].strip():
+                self.answer_turn = turn_id
+                result.final_transcript_ms = self.since_speech_end()
+                result.agent_text, result.first_text_ms = "", None
+        elif kind == "transcript":
+            result.partials.append(data["text"])
+        elif kind == "audio_start":
+            self.audio_turn = turn_id
+        elif kind == "agent_text" and turn_id == self.answer_turn:
+            if result.first_text_ms is None:
+                result.first_text_ms = self.since_speech_end()
+            result.agent_text += data["text"]
+        elif kind == "turn_complete" and turn_id == self.answer_turn:
+            result.waterfall = data["latency"]
+            self.done.set()
+        elif kind == "error":
+            result.errors.append(data)
+
+
 async def talk(
     url: str,
     clip: ClipAudio,
@@ -72,57 +129,37 @@ async def talk(
     answer_timeout_s: float = 30.0,
     realtime: bool = True,
     start: dict[str, Any] | None = None,
+    speech_end_s: float | None = None,
 ) -> TurnResult:
-    """Stream ``clip`` to ``url`` (``ws://host:port/ws/TOKEN``) and collect one turn."""
+    """Stream ``clip`` to ``url`` (``ws://host:port/ws/TOKEN``) and collect the agent's answer.
+
+    ``speech_end_s`` is where the speech in the clip ends (default: found from its loudness).
+    """
     result = TurnResult()
-    speech_end_offset = clip.last_voiced_s()
     frame_bytes = clip.sample_rate * FRAME_MS // 1000 * 2
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_str(
-            json.dumps({"type": "start", "sample_rate": clip.sample_rate, **(start or {})})
-        )
-        done = asyncio.Event()
+        hello = {"type": "start", "sample_rate": clip.sample_rate, **(start or {})}
+        await ws.send_str(json.dumps(hello))
         started = time.perf_counter()
-        speech_end_at = started + speech_end_offset
-
-        def since_speech_end() -> float:
-            return (time.perf_counter() - speech_end_at) * 1000
+        end_offset = clip.last_voiced_s() if speech_end_s is None else speech_end_s
+        listener = _Listener(result, started + end_offset)
 
         async def receive() -> None:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.BINARY:
-                    if result.latency_ms is None:
-                        result.latency_ms = since_speech_end()
-                    result.audio.extend(message.data)
-                    continue
-                if message.type != aiohttp.WSMsgType.TEXT:
+                    listener.on_audio(message.data)
+                elif message.type == aiohttp.WSMsgType.TEXT:
+                    listener.on_event(json.loads(message.data))
+                else:
                     break
-                data = json.loads(message.data)
-                result.events.append(data)
-                kind = data.get("type")
-                if kind == "ready":
-                    result.output_sample_rate = data["output_sample_rate"]
-                elif kind == "transcript":
-                    if data["final"]:
-                        result.transcript = data["text"]
-                        result.final_transcript_ms = since_speech_end()
-                    else:
-                        result.partials.append(data["text"])
-                elif kind == "agent_text":
-                    if result.first_text_ms is None:
-                        result.first_text_ms = since_speech_end()
-                    result.agent_text += data["text"]
-                elif kind == "turn_complete":
-                    result.waterfall = data["latency"]
-                    done.set()
-                elif kind == "error":
-                    result.errors.append(data)
 
         receiver = asyncio.create_task(receive())
         sent = 0
         silence = b"\x00" * frame_bytes
         deadline = started + len(clip.pcm) / (2 * clip.sample_rate) + answer_timeout_s
-        while not done.is_set() and time.perf_counter() < deadline and not receiver.done():
+        while not listener.done.is_set() and time.perf_counter() < deadline:
+            if receiver.done():
+                break
             frame = clip.pcm[sent : sent + frame_bytes] if sent < len(clip.pcm) else silence
             if len(frame) < frame_bytes:
                 frame += b"\x00" * (frame_bytes - len(frame))

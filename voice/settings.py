@@ -19,6 +19,9 @@ from voice.errors import SettingsError
 
 N = TypeVar("N", int, float)
 
+LLM_PROVIDERS = ("local", "demo", "instant")
+TTS_ENGINES = ("piper", "instant")
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a spoken conversation. Your words are read aloud, "
     "so answer in one to three short sentences, and keep the first sentence very short. "
@@ -141,6 +144,7 @@ class CommonSettings:
 class SttSettings:
     common: CommonSettings
     listen: str
+    engine: str
     model: str
     device: str
     compute_type: str
@@ -160,6 +164,7 @@ class SttSettings:
         settings = SttSettings(
             common=CommonSettings.read(env),
             listen=_address(env, "127.0.0.1:50051", "STT_LISTEN"),
+            engine=env.text("whisper", "STT_ENGINE", choices=("whisper", "instant")),
             model=env.text("tiny.en", "STT_MODEL", "WHISPER_MODEL", "STT_MODEL_SIZE"),
             device=env.text("auto", "STT_DEVICE", choices=("auto", "cpu", "cuda")),
             compute_type=env.text("auto", "STT_COMPUTE_TYPE"),
@@ -209,9 +214,11 @@ class LlmSettings:
             threads=env.integer(0, "LLM_THREADS", low=0, high=256),
             nice=env.integer(10, "LLM_NICE", low=0, high=19),
         )
-        unknown = [p for p in settings.providers if p not in ("local", "demo")]
+        unknown = [p for p in settings.providers if p not in LLM_PROVIDERS]
         if unknown or not settings.providers:
-            env.problem(f"LLM_PROVIDERS: unknown or empty {unknown}; use local and/or demo")
+            env.problem(
+                f"LLM_PROVIDERS: unknown or empty {unknown}; choose from {', '.join(LLM_PROVIDERS)}"
+            )
         env.check("llm")
         return settings
 
@@ -238,8 +245,10 @@ class TtsSettings:
             frame_ms=env.integer(20, "TTS_FRAME_MS", low=10, high=40),
             threads=env.integer(1, "TTS_THREADS", low=0, high=64),
         )
-        if [e for e in settings.engines if e != "piper"] or not settings.engines:
-            env.problem(f"TTS_ENGINES={','.join(settings.engines)}: only 'piper' is available")
+        if [e for e in settings.engines if e not in TTS_ENGINES] or not settings.engines:
+            env.problem(
+                f"TTS_ENGINES={','.join(settings.engines)}: choose from {', '.join(TTS_ENGINES)}"
+            )
         if settings.first_chunk_min_words > settings.first_chunk_max_words:
             env.problem("TTS_FIRST_CHUNK_MIN_WORDS must not exceed TTS_FIRST_CHUNK_MAX_WORDS")
         env.check("tts")
@@ -261,6 +270,7 @@ class GatewaySettings:
     output_sample_rate: int
     max_sessions: int
     max_frame_bytes: int
+    pipeline: str
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -281,6 +291,7 @@ class GatewaySettings:
             ),
             max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
+            pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
         )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")

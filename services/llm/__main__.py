@@ -10,6 +10,7 @@ import sys
 from services.llm.demo import DemoModel
 from services.llm.engine import LanguageModel
 from services.llm.fallback import FallbackChain
+from services.llm.instant import InstantModel
 from services.llm.servicer import LanguageModelServicer
 from voice.errors import SettingsError
 from voice.models import ModelUnavailableError
@@ -32,6 +33,8 @@ async def build_providers(settings: LlmSettings) -> list[LanguageModel]:
             providers.append(local)
         elif name == "demo":
             providers.append(DemoModel())
+        elif name == "instant":
+            providers.append(InstantModel())
     return providers
 
 

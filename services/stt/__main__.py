@@ -7,6 +7,7 @@ import logging
 import sys
 
 from services.stt.endpointing import EndpointConfig
+from services.stt.instant import InstantDecoder
 from services.stt.servicer import SpeechToTextServicer
 from services.stt.streaming import StreamConfig
 from services.stt.vad import SileroVoiceActivityDetector
@@ -38,8 +39,12 @@ async def main() -> None:
     settings = SttSettings.from_env()
     setup_logging(settings.common.log_level)
     provider = setup_tracing("stt")
-    decoder = WhisperDecoder(settings)
-    await asyncio.to_thread(decoder.warm_up)
+    decoder: WhisperDecoder | InstantDecoder
+    if settings.engine == "instant":
+        decoder = InstantDecoder()
+    else:
+        decoder = WhisperDecoder(settings)
+        await asyncio.to_thread(decoder.warm_up)
     servicer = SpeechToTextServicer(decoder, SileroVoiceActivityDetector, stream_config(settings))
 
     async def on_stop() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from services.tts.instant import InstantEngine
 from services.tts.piper import PiperEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
 from voice.errors import SettingsError
@@ -19,8 +20,12 @@ async def main() -> None:
     settings = TtsSettings.from_env()
     setup_logging(settings.common.log_level)
     provider = setup_tracing("tts")
-    engine = await asyncio.to_thread(PiperEngine, settings.threads)
-    await asyncio.to_thread(engine.warm_up)
+    engine: PiperEngine | InstantEngine
+    if settings.engines[0] == "instant":
+        engine = InstantEngine()
+    else:
+        engine = await asyncio.to_thread(PiperEngine, settings.threads)
+        await asyncio.to_thread(engine.warm_up)
     servicer = TextToSpeechServicer(
         engine,
         ChunkingConfig(

@@ -1,0 +1,1 @@
+"""The latency benchmark: end of user speech -> first agent audio, measured at the client."""

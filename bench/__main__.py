@@ -1,0 +1,177 @@
+"""``make bench``: the latency benchmark, run from the client's side on real speech.
+
+For every clip in the corpus it streams the audio over the WebSocket in real time, then silence
+until the agent answers, with N sessions at once; and it does so in three modes on the same
+clips: ``streaming`` (the product), ``serial`` (whole transcript, whole reply, then all the
+audio, as voice pipelines did before streaming) and ``overhead`` (instant engines, to measure
+what the gateway and the gRPC hops cost). It writes JSON and a PNG, prints a summary, and
+compares against the saved baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import load_corpus
+from bench.report import (
+    compare_baseline,
+    median_stages,
+    overhead_ms,
+    plot,
+    print_tables,
+    summarize,
+)
+from bench.runner import run_mode
+from launcher.cluster import Cluster, ClusterConfig, ClusterStartError
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "bench" / "baseline.json"
+INSTANT = {"STT_ENGINE": "instant", "LLM_PROVIDERS": "instant", "TTS_ENGINES": "instant"}
+
+
+async def _with_cluster(env: dict[str, str], log: Any, work: Any) -> Any:
+    config = ClusterConfig.on_free_ports(output=log, env={"OTEL_SDK_DISABLED": "true", **env})
+    cluster = Cluster(config)
+    print(f"starting a cluster ({'instant engines' if env else 'embedded models'})...", flush=True)
+    await cluster.start()
+    try:
+        return await work(lambda: f"{cluster.ws_url}/ws/{cluster.token()}")
+    finally:
+        await cluster.stop()
+
+
+async def run(args: argparse.Namespace) -> int:
+    clips = load_corpus(args.corpus)
+    if args.limit:
+        clips = clips[: args.limit]
+    out = args.out or ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out.with_suffix(".log")
+    speech = sum(1 for c in clips if c.is_speech)
+    print(
+        f"{len(clips)} clips ({speech} with speech) from {args.corpus}, {args.sessions} session(s)"
+    )
+    modes: dict[str, dict[str, Any]] = {}
+    with log_path.open("w") as log:
+        model_modes = [m for m in args.modes if m != "overhead"]
+
+        async def play_models(url_for: Any) -> None:
+            for mode in model_modes:
+                records = await run_mode(url_for, clips, args.sessions, {"pipeline": mode}, mode)
+                modes[mode] = {"records": records}
+
+        async def play_instant(url_for: Any) -> None:
+            records = await run_mode(url_for, clips, args.sessions, {}, "overhead")
+            modes["overhead"] = {"records": records}
+
+        try:
+            if model_modes:
+                await _with_cluster({}, log, play_models)
+            if "overhead" in args.modes:
+                await _with_cluster(INSTANT, log, play_instant)
+        except ClusterStartError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    for mode, data in modes.items():
+        records = data.pop("records")
+        data["summary"] = summarize(records, args.sessions, score_wer=mode != "overhead")
+        data["median_stages"] = median_stages(records)
+        data["turns"] = [r.as_json() for r in records]
+    if "overhead" in modes:
+        overhead = overhead_ms([r for r in _records(modes["overhead"]) if r])
+        modes["overhead"]["overhead"] = overhead
+    main = modes.get("streaming") or next(iter(modes.values()))
+    report = {
+        "summary": main["summary"],
+        "turns": main["turns"],
+        "modes": modes,
+        "corpus": str(args.corpus),
+        "machine": {"cpus": _cpus(), "python": platform.python_version()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    out.write_text(json.dumps(report, indent=2))
+    picture = out.with_suffix(".png")
+    plot(modes, picture)
+    print_tables(modes)
+    print(f"\nwrote {out}\n      {picture}\n      {log_path} (the cluster's output)")
+    return _baseline(args, modes)
+
+
+def _records(mode: dict[str, Any]) -> list[Any]:
+    from bench.runner import TurnRecord
+
+    return [
+        TurnRecord(
+            t["clip"],
+            t["kind"],
+            t["session"],
+            t["latency_ms"],
+            t["transcript"],
+            t["reference"],
+            t["agent_text"],
+            t["stages"],
+            t["errors"],
+        )
+        for t in mode["turns"]
+    ]
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _baseline(args: argparse.Namespace, modes: dict[str, dict[str, Any]]) -> int:
+    if "streaming" not in modes:
+        return 0
+    summary = dict(modes["streaming"]["summary"])
+    if "overhead" in modes:
+        summary["overhead_p90_ms"] = modes["overhead"]["overhead"]["p90_ms"]
+    if args.save_baseline:
+        BASELINE.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"saved the baseline to {BASELINE}")
+        return 0
+    if not BASELINE.exists() or args.sessions != json.loads(BASELINE.read_text()).get("sessions"):
+        print("no baseline for this many sessions to compare with (make bench-baseline)")
+        return 0
+    problems = compare_baseline(summary, BASELINE, args.tolerance)
+    if problems:
+        print("\nREGRESSION against bench/baseline.json:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 3
+    print(f"\nwithin {args.tolerance:.0%} of the baseline (bench/baseline.json)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="End of speech -> first agent audio, measured.")
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "speech")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--sessions", type=int, default=1, help="sessions at once")
+    parser.add_argument(
+        "--modes",
+        default="streaming,serial,overhead",
+        help="comma-separated: streaming, serial, overhead",
+    )
+    parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
+    parser.add_argument("--tolerance", type=float, default=0.15, help="allowed p50/p90 growth")
+    parser.add_argument("--save-baseline", action="store_true", help="save this run as baseline")
+    args = parser.parse_args()
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(args.modes) - {"streaming", "serial", "overhead"}
+    if unknown or args.sessions < 1:
+        parser.error(f"bad --modes {sorted(unknown)} or --sessions {args.sessions}")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
