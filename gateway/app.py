@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import TokenVerifier
+from gateway.metrics import GatewayMetrics
 from gateway.protocol import event
 from gateway.session import Session
 from gateway.upstream import Upstreams
@@ -20,6 +23,7 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SESSIONS = web.AppKey[set[Session]]("sessions")
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 async def index(_request: web.Request) -> web.FileResponse:
@@ -28,6 +32,11 @@ async def index(_request: web.Request) -> web.FileResponse:
 
 async def live(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -59,8 +68,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, heartbeat=20.0)
     await ws.prepare(request)
-    session = Session(ws, app[UPSTREAMS], settings)
+    session = Session(ws, app[UPSTREAMS], settings, app[METRICS])
     app[SESSIONS].add(session)
+    app[METRICS].sessions.inc()
     log.info("session %s opened for %s (%d open)", session.id, identity.subject, len(app[SESSIONS]))
     try:
         await session.run()
@@ -69,6 +79,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await session.send_text(event("error", code="internal", message="the session failed"))
     finally:
         app[SESSIONS].discard(session)
+        app[METRICS].sessions.dec()
         if not ws.closed:
             await ws.close()
         log.info("session %s closed (%d open)", session.id, len(app[SESSIONS]))
@@ -83,10 +94,13 @@ async def _close_upstreams(app: web.Application) -> None:
     await app[UPSTREAMS].close()
 
 
-async def _close_sessions(app: web.Application) -> None:
+async def _drain_sessions(app: web.Application) -> None:
+    """On SIGTERM: current turns finish (or time out), then clients get close 1001."""
     sessions: set[Session] = app[SESSIONS]
-    for session in list(sessions):
-        await session.close(code=1001, reason="the gateway is shutting down")
+    if sessions:
+        log.info("draining %d session(s)", len(sessions))
+        timeout = app[SETTINGS].drain_timeout_s
+        await asyncio.gather(*(session.drain(timeout) for session in list(sessions)))
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -94,12 +108,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
     app[VERIFIER] = TokenVerifier(settings.tokens, settings.token_secret)
     app[SESSIONS] = set()
+    app[METRICS] = GatewayMetrics()
     app.on_startup.append(_connect_upstreams)
-    app.on_shutdown.append(_close_sessions)
+    app.on_shutdown.append(_drain_sessions)
     app.on_cleanup.append(_close_upstreams)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/health/live", live)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws/{token}", websocket)
     app.router.add_static("/static/", STATIC_DIR)
     return app

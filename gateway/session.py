@@ -1,8 +1,8 @@
-"""One client session: the WebSocket, three session-long gRPC streams, and the current turn.
+"""One client session: the WebSocket, three session-long gRPC streams, and the conversation.
 
 Tasks per session: the client reader (this coroutine), one reader per stage stream, and one task
-per agent turn. The stage readers route each response to the turn whose id it carries and drop
-the rest, so nothing of a cancelled turn ever reaches the client.
+per agent turn (see gateway/conversation.py). The stage readers route each response to the turn
+whose stage id it carries and drop the rest, so nothing of a cancelled turn reaches the client.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from typing import Any
 import grpc
 from aiohttp import WSMsgType, web
 
+from gateway.conversation import Conversation, ConversationConfig
+from gateway.metrics import GatewayMetrics
 from gateway.protocol import ProtocolError, Start, Stop, event, parse_client_message
-from gateway.timeline import Timeline
-from gateway.turn import AgentTurn, TurnChannels
+from gateway.turn import TurnChannels
 from gateway.upstream import DuplexStream, Upstreams
 from voice.settings import GatewaySettings
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
-from voice.wer import normalize_transcript
 
 log = logging.getLogger(__name__)
 
-CANCEL_TIMEOUT_S = 1.0
 ARRIVALS_KEPT = 3000
+# A client that does not take a frame within this long is too slow to keep.
+SEND_TIMEOUT_S = 5.0
 
 
 class UpstreamFailureError(Exception):
@@ -40,31 +41,28 @@ class UpstreamFailureError(Exception):
         self.code = code
 
 
-def _same_text(a: str, b: str) -> bool:
-    return normalize_transcript(a) == normalize_transcript(b)
-
-
 class Session:
     def __init__(
-        self, ws: web.WebSocketResponse, upstreams: Upstreams, settings: GatewaySettings
+        self,
+        ws: web.WebSocketResponse,
+        upstreams: Upstreams,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self._ws = ws
         self._upstreams = upstreams
         self._settings = settings
+        self._metrics = metrics
         self._input_rate = settings.input_sample_rate
         self._output_rate = settings.output_sample_rate
+        self._serial = settings.pipeline == "serial"
         self._send_lock = asyncio.Lock()
         self._stt: DuplexStream[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse] | None = None
         self._llm: DuplexStream[llm_pb2.ConverseRequest, llm_pb2.ConverseResponse] | None = None
         self._tts: DuplexStream[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse] | None = None
+        self._conversation: Conversation | None = None
         self._readers: list[asyncio.Task[None]] = []
-        self._turn: AgentTurn | None = None
-        self._turn_task: asyncio.Task[None] | None = None
-        self._turns = 0
-        self._attempts = 0
-        self._end_of_turn_at: float | None = None
-        self._serial = settings.pipeline == "serial"
         self._samples_in = 0
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
         loop = asyncio.get_running_loop()
@@ -82,15 +80,12 @@ class Session:
             if self._failure in done:
                 failure = self._failure.result()
                 log.warning("session %s: upstream failed: %s", self.id, failure)
-                await self.send_text(
-                    event(
-                        "error",
-                        code="upstream_unavailable",
-                        message=f"the {failure.stage} service is unavailable "
-                        f"({failure.code.name}); please reconnect shortly",
-                    )
+                await self.send_error(
+                    "upstream_unavailable",
+                    f"the {failure.stage} service is unavailable ({failure.code.name}); "
+                    "please reconnect shortly",
                 )
-                await self._ws.close(code=1011, message=b"upstream unavailable")
+                await self.close(code=1011, reason="upstream unavailable")
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,7 +103,15 @@ class Session:
         )
 
     async def _read_client(self) -> None:
-        async for message in self._ws:
+        idle_s = self._settings.idle_timeout_s
+        while True:
+            try:
+                message = await asyncio.wait_for(self._ws.receive(), idle_s)
+            except TimeoutError:
+                log.info("session %s: idle for %.0fs, closing", self.id, idle_s)
+                await self.send_error("idle_timeout", f"nothing received for {idle_s:.0f} s")
+                await self.close(code=1000, reason="idle timeout")
+                return
             if message.type == WSMsgType.TEXT:
                 if not await self._on_text(message.data):
                     return
@@ -117,20 +120,20 @@ class Session:
             elif message.type == WSMsgType.ERROR:
                 log.info("session %s: socket error: %s", self.id, self._ws.exception())
                 return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
 
     async def _on_text(self, raw: str) -> bool:
         try:
             message = parse_client_message(raw)
         except ProtocolError as error:
-            await self.send_text(event("error", code=error.code, message=str(error)))
+            await self.send_error(error.code, str(error))
             return True
         if isinstance(message, Stop):
             return False
         assert isinstance(message, Start)
         if self._stt is not None:
-            await self.send_text(
-                event("error", code="already_started", message="start must come before any audio")
-            )
+            await self.send_error("already_started", "start must come before any audio")
             return True
         self._input_rate = message.sample_rate or self._input_rate
         self._output_rate = message.output_sample_rate or self._output_rate
@@ -143,13 +146,10 @@ class Session:
     async def _on_audio(self, pcm: bytes) -> None:
         frame_ms = len(pcm) * 1000 / (2 * self._input_rate)
         if len(pcm) % 2 or frame_ms < 10 or frame_ms > 200:
-            await self.send_text(
-                event(
-                    "error",
-                    code="invalid_audio",
-                    message="binary frames must be PCM16 mono of 10 to 200 ms "
-                    f"at {self._input_rate} Hz (got {len(pcm)} bytes)",
-                )
+            await self.send_error(
+                "invalid_audio",
+                "binary frames must be PCM16 mono of 10 to 200 ms "
+                f"at {self._input_rate} Hz (got {len(pcm)} bytes)",
             )
             return
         if self._stt is None:
@@ -163,19 +163,28 @@ class Session:
             )
         )
 
+    async def send_error(self, code: str, message: str, **fields: Any) -> None:
+        self._metrics.errors.labels(code).inc()
+        await self.send_text(event("error", code=code, message=message, **fields))
+
     async def send_text(self, text: str) -> None:
-        if self._ws.closed:
-            return
-        async with self._send_lock:
-            with contextlib.suppress(ConnectionResetError):
-                await self._ws.send_str(text)
+        await self._send(self._ws.send_str, text)
 
     async def send_bytes(self, data: bytes) -> None:
+        await self._send(self._ws.send_bytes, data)
+
+    async def _send(self, send: Any, payload: str | bytes) -> None:
         if self._ws.closed:
             return
         async with self._send_lock:
-            with contextlib.suppress(ConnectionResetError):
-                await self._ws.send_bytes(data)
+            try:
+                await asyncio.wait_for(send(payload), SEND_TIMEOUT_S)
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                log.warning("session %s: the client is too slow to take audio; closing", self.id)
+                self._metrics.errors.labels("client_too_slow").inc()
+                await self._ws.close(code=1008, message=b"client too slow")
 
     def arrival_time(self, stream_time_s: float) -> float:
         """When the audio at ``stream_time_s`` (seconds since the first audio) reached us."""
@@ -189,6 +198,7 @@ class Session:
 
     def _open_upstreams(self) -> None:
         up = self._upstreams
+        settings = self._settings
         self._stt = DuplexStream(
             up.stt.Transcribe,
             stt_pb2.TranscribeRequest(
@@ -204,6 +214,23 @@ class Session:
             tts_pb2.SynthesizeRequest(
                 config=tts_pb2.SynthesizeConfig(session_id=self.id, sample_rate=self._output_rate)
             ),
+        )
+        self._conversation = Conversation(
+            ConversationConfig(
+                session_id=self.id,
+                serial=self._serial,
+                barge_in_s=settings.barge_in_ms / 1000,
+                turn_timeout_s=settings.turn_timeout_s,
+            ),
+            TurnChannels(
+                send_llm=self._llm.send,
+                send_tts=self._tts.send,
+                send_text=self.send_text,
+                send_bytes=self.send_bytes,
+                send_error=self.send_error,
+            ),
+            self.arrival_time,
+            self._metrics,
         )
         self._readers = [
             asyncio.create_task(self._guard("stt", self._stt.responses(), self._on_stt)),
@@ -222,110 +249,41 @@ class Session:
             self._failure.set_result(failure)
 
     async def _on_stt(self, response: stt_pb2.TranscribeResponse) -> None:
+        conversation = self._conversation
+        assert conversation is not None
         if response.HasField("speech_event"):
-            kind = response.speech_event.kind
-            if kind == stt_pb2.SpeechEvent.KIND_SPEECH_STARTED:
-                await self._cancel_turn()  # barge-in, or an early start the user talked over
-            elif kind == stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED:
-                await self._discard_early_turn()
-            elif kind == stt_pb2.SpeechEvent.KIND_END_OF_TURN:
-                self._end_of_turn_at = self.arrival_time(response.speech_event.stream_time_s)
+            await conversation.on_speech_event(response.speech_event)
             return
         transcript = response.transcript
-        text = transcript.text.strip()
+        if conversation.ignores(transcript):
+            return
         await self.send_text(
-            event("transcript", text=transcript.text, final=transcript.final, turn_id=self._next_id)
+            event(
+                "transcript",
+                text=transcript.text,
+                final=transcript.final,
+                turn_id=conversation.next_turn_id,
+            )
         )
-        if transcript.at_pause and text and not self._serial:
-            await self._start_turn(text, transcript.speech_end_s, early=True)
-        elif transcript.final:
-            turn = self._turn
-            if turn is not None and turn.early and turn.held and _same_text(turn.text, text):
-                self._confirmed(turn.timeline)
-                turn.early = False
-                await turn.release()
-            elif text:
-                await self._discard_early_turn()
-                await self._start_turn(text, transcript.speech_end_s, early=False)
-            else:
-                await self._discard_early_turn()
+        await conversation.on_transcript(transcript)
 
     async def _on_llm(self, response: llm_pb2.ConverseResponse) -> None:
-        turn = self._turn
+        turn = self._conversation.turn if self._conversation else None
         stage_id = response.delta.turn_id if response.HasField("delta") else response.done.turn_id
         if turn is not None and turn.stage_id == stage_id:
             turn.llm_events.put_nowait(response)
 
     async def _on_tts(self, response: tts_pb2.SynthesizeResponse) -> None:
-        turn = self._turn
+        turn = self._conversation.turn if self._conversation else None
         kind = response.WhichOneof("event")
         stage_id = getattr(response, kind).turn_id if kind else ""
         if turn is not None and turn.stage_id == stage_id:
             turn.tts_events.put_nowait(response)
 
-    # ----------------------------------------------------------------- turns
-
-    @property
-    def _next_id(self) -> str:
-        return f"{self.id}-{self._turns + 1}"
-
-    def _confirmed(self, timeline: Timeline) -> None:
-        """The user's turn has ended: count it and note when stt said so."""
-        self._turns += 1
-        timeline.mark("stt_complete")
-        if self._end_of_turn_at is not None:
-            timeline.mark("end_of_turn", self._end_of_turn_at)
-            self._end_of_turn_at = None
-
-    async def _start_turn(self, text: str, speech_end_s: float, *, early: bool) -> None:
-        """Start a turn; an early one (early thinking) shows nothing until it is released."""
-        await self._cancel_turn()
-        assert self._llm is not None and self._tts is not None
-        self._attempts += 1
-        timeline = Timeline(self.arrival_time(speech_end_s))
-        number = self._turns + 1
-        if not early:
-            self._confirmed(timeline)
-        self._turn = AgentTurn(
-            turn_id=f"{self.id}-{number}",
-            stage_id=f"{self.id}-a{self._attempts}",
-            number=number,
-            text=text,
-            timeline=timeline,
-            early=early,
-            serial=self._serial,
-            channels=TurnChannels(
-                send_llm=self._llm.send,
-                send_tts=self._tts.send,
-                send_text=self.send_text,
-                send_bytes=self.send_bytes,
-            ),
-        )
-        self._turn_task = asyncio.create_task(self._turn.run(), name=self._turn.stage_id)
-
-    async def _discard_early_turn(self) -> None:
-        if self._turn is not None and self._turn.early:
-            await self._cancel_turn()
-
-    async def _cancel_turn(self) -> None:
-        """Stop the current turn. The client hears of it only if it saw or heard any of it."""
-        task, turn = self._turn_task, self._turn
-        self._turn_task, self._turn = None, None
-        if task is None or turn is None:
-            return
-        audible = not turn.early and (not task.done() or turn.playing())
-        if turn.early:
-            turn.discarded = True
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), CANCEL_TIMEOUT_S)
-        if audible:
-            await self.send_text(event("interrupted", turn_id=turn.turn_id))
-
     async def _close_upstreams(self) -> None:
         self._closing = True
-        await self._cancel_turn()
+        if self._conversation is not None:
+            await self._conversation.close()
         for stream in (self._stt, self._llm, self._tts):
             if stream is not None:
                 stream.close()
@@ -333,6 +291,12 @@ class Session:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the current turn finish, then close the socket with 1001 (going away)."""
+        if self._conversation is not None:
+            await self._conversation.drain(timeout_s)
+        await self.close(code=1001, reason="the gateway is shutting down")
 
     async def close(self, *, code: int, reason: str) -> None:
         """Close the client's socket (the session's run then ends)."""

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry import trace
 
@@ -30,6 +31,7 @@ from voice.v1 import audio_pb2, llm_pb2, tts_pb2
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.gateway")
 
+Response = TypeVar("Response", llm_pb2.ConverseResponse, tts_pb2.SynthesizeResponse)
 SendText = Callable[[str], Awaitable[None]]
 SendBytes = Callable[[bytes], Awaitable[None]]
 
@@ -42,6 +44,7 @@ class TurnChannels:
     send_tts: Callable[[tts_pb2.SynthesizeRequest], None]
     send_text: SendText
     send_bytes: SendBytes
+    send_error: Callable[..., Awaitable[None]]
 
 
 @dataclass
@@ -86,6 +89,8 @@ class AgentTurn:
         channels: TurnChannels,
         early: bool = False,
         serial: bool = False,
+        on_first_audio: Callable[[AgentTurn], None] | None = None,
+        turn_timeout_s: float = 30.0,
     ) -> None:
         self.turn_id = turn_id
         self.stage_id = stage_id
@@ -97,9 +102,12 @@ class AgentTurn:
         self.reply = ""
         self.provider = ""
         self.discarded = False
+        self.failed = False
         self.early = early
         self.serial = serial
         self._channels = channels
+        self._on_first_audio = on_first_audio
+        self._timeout_s = turn_timeout_s
         self._spoken = _Spoken()
         self._held: list[str | tuple[bytes, str]] | None = [] if early or serial else None
         self._released = asyncio.Event()
@@ -110,6 +118,13 @@ class AgentTurn:
     def playing(self) -> bool:
         """Whether the client may still be playing this turn's audio."""
         return self._spoken.playing()
+
+    def playback_ends_at(self) -> float:
+        """When the client will have played all the audio sent so far (monotonic clock)."""
+        spoken = self._spoken
+        if not spoken.samples_sent:
+            return time.perf_counter()
+        return spoken.first_sent_at + spoken.samples_sent / max(spoken.sample_rate, 1)
 
     @property
     def held(self) -> bool:
@@ -151,6 +166,9 @@ class AgentTurn:
                     text_pump.cancel()
                     await asyncio.gather(text_pump, return_exceptions=True)
                 await self._released.wait()
+                if self.failed:
+                    self._record(span, "failed")
+                    return
             except asyncio.CancelledError:
                 self._cancel_stages()
                 self._record(span, "discarded" if self.discarded else "interrupted")
@@ -186,12 +204,17 @@ class AgentTurn:
         pcm, text = item
         await self._channels.send_bytes(pcm)
         self._spoken.add(pcm, text)
-        self.timeline.mark("first_audio_sent")
+        if "first_audio_sent" not in self.timeline.marks:
+            self.timeline.mark("first_audio_sent")
+            if self._on_first_audio is not None:
+                self._on_first_audio(self)
 
     async def _pump_text(self, context: audio_pb2.TraceContext) -> None:
         """LLM deltas -> client text and TTS input, until the LLM says the turn is done."""
         while True:
-            response = await self.llm_events.get()
+            response = await self._next(self.llm_events, "llm")
+            if response is None:
+                return
             if response.HasField("delta"):
                 delta = response.delta.text
                 if not self.reply:
@@ -216,6 +239,31 @@ class AgentTurn:
             )
             return
 
+    async def _next(self, queue: asyncio.Queue[Response], stage: str) -> Response | None:
+        """The stage's next response; None (and an error to the client) if it goes quiet."""
+        try:
+            return await asyncio.wait_for(queue.get(), self._timeout_s)
+        except TimeoutError:
+            if not self.failed:
+                self.failed = True
+                log.warning(
+                    "turn %s: %s sent nothing for %.0fs", self.turn_id, stage, self._timeout_s
+                )
+                self._cancel_stages()
+                await self._release_quietly()
+                await self._channels.send_error(
+                    "stage_timeout",
+                    f"the {stage} stage did not answer in time",
+                    turn_id=self.turn_id,
+                )
+            return None
+
+    async def _release_quietly(self) -> None:
+        if self.held:
+            async with self._emit_lock:
+                self._held = None
+            self._released.set()
+
     def _send_tts_text(self, text: str, context: audio_pb2.TraceContext) -> None:
         self._channels.send_tts(
             tts_pb2.SynthesizeRequest(
@@ -226,7 +274,9 @@ class AgentTurn:
     async def _pump_audio(self) -> None:
         """TTS audio -> client binary frames, until the TTS says the turn's audio has ended."""
         while True:
-            response = await self.tts_events.get()
+            response = await self._next(self.tts_events, "tts")
+            if response is None:
+                return
             kind = response.WhichOneof("event")
             if kind == "start":
                 self._spoken.sample_rate = response.start.sample_rate

@@ -181,7 +181,7 @@ def test_llm_providers_list_is_trimmed() -> None:
 
 
 def test_tts_engines_and_first_chunk_words() -> None:
-    with pytest.raises(SettingsError, match="only 'piper'"):
+    with pytest.raises(SettingsError, match="TTS_ENGINES=piper,kokoro: choose from"):
         TtsSettings.from_env({"TTS_ENGINES": "piper,kokoro"})
     with pytest.raises(SettingsError, match="MIN_WORDS must not exceed"):
         TtsSettings.from_env({"TTS_FIRST_CHUNK_MIN_WORDS": "9", "TTS_FIRST_CHUNK_MAX_WORDS": "4"})
