@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,8 +20,8 @@ from voice.errors import SettingsError
 
 N = TypeVar("N", int, float)
 
-LLM_PROVIDERS = ("local", "demo", "instant")
-TTS_ENGINES = ("piper", "instant")
+LLM_PROVIDERS = ("gemini", "local", "demo", "instant")
+TTS_ENGINES = ("piper", "edge", "instant")
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a spoken conversation. Your words are read aloud, "
@@ -197,14 +198,24 @@ class LlmSettings:
     parallel: int
     threads: int
     nice: int
+    queue_limit: int
+    batch_tokens: int
+    gemini_model: str
+    gemini_base_url: str
+    gemini_timeout_s: float
+    gemini_thinking_budget: int
+    gemini_api_key: str = field(default="", repr=False)
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> LlmSettings:
         env = Env(environ)
+        api_key = env.text("", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+        # Gemini leads the default order only when there is a key to use it with.
+        default_providers = ("gemini", "local", "demo") if api_key else ("local", "demo")
         settings = LlmSettings(
             common=CommonSettings.read(env),
             listen=_address(env, "127.0.0.1:50052", "LLM_LISTEN"),
-            providers=env.items(("local", "demo"), "LLM_PROVIDERS"),
+            providers=env.items(default_providers, "LLM_PROVIDERS"),
             model_path=env.text("", "LLM_MODEL_PATH"),
             system_prompt=env.text(DEFAULT_SYSTEM_PROMPT, "LLM_SYSTEM_PROMPT"),
             max_reply_tokens=env.integer(96, "LLM_MAX_REPLY_TOKENS", low=8, high=4096),
@@ -213,12 +224,26 @@ class LlmSettings:
             parallel=env.integer(2, "LLM_PARALLEL", low=1, high=64),
             threads=env.integer(0, "LLM_THREADS", low=0, high=256),
             nice=env.integer(10, "LLM_NICE", low=0, high=19),
+            queue_limit=env.integer(8, "LLM_QUEUE_LIMIT", low=0, high=10000),
+            batch_tokens=env.integer(128, "LLM_BATCH_TOKENS", low=16, high=4096),
+            gemini_model=env.text("gemini-2.5-flash", "LLM_GEMINI_MODEL"),
+            gemini_base_url=env.text("", "LLM_GEMINI_BASE_URL"),
+            gemini_timeout_s=env.number(5.0, "LLM_GEMINI_TIMEOUT_S", low=0.1, high=300.0),
+            gemini_thinking_budget=env.integer(0, "LLM_GEMINI_THINKING_BUDGET", low=-1, high=32768),
+            gemini_api_key=api_key,
         )
         unknown = [p for p in settings.providers if p not in LLM_PROVIDERS]
         if unknown or not settings.providers:
             env.problem(
                 f"LLM_PROVIDERS: unknown or empty {unknown}; choose from {', '.join(LLM_PROVIDERS)}"
             )
+        if len(set(settings.providers)) != len(settings.providers):
+            env.problem(f"LLM_PROVIDERS={','.join(settings.providers)}: a provider is listed twice")
+        base_url = settings.gemini_base_url
+        if base_url and not base_url.startswith(("http://", "https://")):
+            env.problem(f"LLM_GEMINI_BASE_URL={base_url!r}: expected an http:// or https:// URL")
+        if settings.max_reply_tokens * 2 > settings.context_tokens:
+            env.problem("LLM_MAX_REPLY_TOKENS must be at most half of LLM_CONTEXT_TOKENS")
         env.check("llm")
         return settings
 
@@ -232,6 +257,10 @@ class TtsSettings:
     first_chunk_max_words: int
     frame_ms: int
     threads: int
+    edge_voice: str
+    edge_url: str
+    edge_timeout_ms: int
+    cache_mb: float
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> TtsSettings:
@@ -242,13 +271,28 @@ class TtsSettings:
             engines=env.items(("piper",), "TTS_ENGINES"),
             first_chunk_min_words=env.integer(2, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
             first_chunk_max_words=env.integer(4, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
-            frame_ms=env.integer(20, "TTS_FRAME_MS", low=10, high=40),
+            frame_ms=env.integer(20, "TTS_FRAME_MS", low=20, high=40),
             threads=env.integer(1, "TTS_THREADS", low=0, high=64),
+            edge_voice=env.text("en-US-AriaNeural", "EDGE_TTS_VOICE"),
+            edge_url=env.text("", "EDGE_TTS_URL"),
+            edge_timeout_ms=env.integer(2000, "EDGE_TTS_TIMEOUT_MS", low=100, high=60000),
+            cache_mb=env.number(8.0, "TTS_CACHE_MB", low=0.0, high=4096.0),
         )
         if [e for e in settings.engines if e not in TTS_ENGINES] or not settings.engines:
             env.problem(
                 f"TTS_ENGINES={','.join(settings.engines)}: choose from {', '.join(TTS_ENGINES)}"
             )
+        if len(set(settings.engines)) != len(settings.engines):
+            env.problem(f"TTS_ENGINES={','.join(settings.engines)}: an engine is listed twice")
+        if not re.fullmatch(
+            r"[a-z]{2,}-[A-Z]{2,}-\S+Neural|Microsoft Server Speech Text to Speech Voice \(.+,.+\)",
+            settings.edge_voice,
+        ):
+            env.problem(
+                f"EDGE_TTS_VOICE={settings.edge_voice!r}: expected a name like en-US-AriaNeural"
+            )
+        if settings.edge_url and not settings.edge_url.startswith(("ws://", "wss://")):
+            env.problem(f"EDGE_TTS_URL={settings.edge_url!r}: expected a ws:// or wss:// URL")
         if settings.first_chunk_min_words > settings.first_chunk_max_words:
             env.problem("TTS_FIRST_CHUNK_MIN_WORDS must not exceed TTS_FIRST_CHUNK_MAX_WORDS")
         env.check("tts")
@@ -271,6 +315,10 @@ class GatewaySettings:
     max_sessions: int
     max_frame_bytes: int
     pipeline: str
+    barge_in_ms: int
+    idle_timeout_s: float
+    turn_timeout_s: float
+    drain_timeout_s: float
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -292,6 +340,10 @@ class GatewaySettings:
             max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
             pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
+            barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
+            idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
+            turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
+            drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),
         )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
