@@ -21,6 +21,7 @@ from services.stt.engine import (
     VoiceActivityDetector,
 )
 from services.stt.streaming import StreamConfig, TranscriptionStream
+from services.stt.tracing import UtteranceTracer
 from voice.audio import Resampler, pcm16_to_float
 from voice.v1 import stt_pb2, stt_pb2_grpc
 
@@ -73,6 +74,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         self._decode_executor = ThreadPoolExecutor(decode_workers, thread_name_prefix="decode")
         self._vad_executor = ThreadPoolExecutor(2, thread_name_prefix="vad")
         self.active_streams = 0
+        self.model_name = str(getattr(decoder, "description", type(decoder).__name__))
 
     async def Transcribe(  # noqa: N802 - gRPC method name
         self,
@@ -105,9 +107,12 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
             "stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams
         )
         errors: list[str] = []
+        tracer = UtteranceTracer(session_id, self.model_name)
         try:
-            inputs = self._inputs(request_iterator, Resampler(rate, MODEL_SAMPLE_RATE), errors)
+            resampler = Resampler(rate, MODEL_SAMPLE_RATE)
+            inputs = self._inputs(request_iterator, resampler, errors, tracer)
             async for event in stream.transcribe(inputs):
+                tracer.observe(event)
                 yield to_proto(event)
             if errors:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
@@ -117,7 +122,10 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
 
     @staticmethod
     async def _inputs(
-        requests: AsyncIterator[stt_pb2.TranscribeRequest], resampler: Resampler, errors: list[str]
+        requests: AsyncIterator[stt_pb2.TranscribeRequest],
+        resampler: Resampler,
+        errors: list[str],
+        tracer: UtteranceTracer,
     ) -> AsyncIterator[StreamInput]:
         async for request in requests:
             kind = request.WhichOneof("request")
@@ -134,6 +142,8 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
                     yield FlushInput()
                 elif action == stt_pb2.TranscribeControl.ACTION_RESET:
                     yield ResetInput()
+                elif request.control.HasField("trace_context"):
+                    tracer.attach(request.control.utterance_id, request.control.trace_context)
             else:
                 errors.append(f"unexpected message '{kind}' after the config")
                 return

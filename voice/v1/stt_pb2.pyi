@@ -100,20 +100,25 @@ class TranscribeControl(_message.Message):
 
     ACTION_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    UTTERANCE_ID_FIELD_NUMBER: _builtins.int
     action: Global___TranscribeControl.Action.ValueType
+    utterance_id: _builtins.str
     @_builtins.property
     def trace_context(self) -> _audio_pb2.TraceContext:
-        """Trace context under which the service records the work this control causes."""
+        """With ACTION_UNSPECIFIED: the trace of the agent turn that answers `utterance_id`; the
+        service records its work on that utterance as a child span of it.
+        """
 
     def __init__(
         self,
         *,
         action: Global___TranscribeControl.Action.ValueType = ...,
         trace_context: _audio_pb2.TraceContext | None = ...,
+        utterance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["trace_context", b"trace_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "trace_context", b"trace_context"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "trace_context", b"trace_context", "utterance_id", b"utterance_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
