@@ -128,7 +128,7 @@ class Conversation:
         if transcript.at_pause and text and not self.config.serial:
             if self.state is not State.USER_SPEAKING:
                 self._set_state(State.USER_SPEAKING)
-            await self._start_turn(text, transcript.speech_end_s, early=True)
+            await self._start_turn(transcript, early=True)
         elif transcript.final:
             self._overlapping = None
             turn = self.turn
@@ -140,7 +140,7 @@ class Conversation:
                 await turn.release()
             elif text:
                 await self._discard_early_turn()
-                await self._start_turn(text, transcript.speech_end_s, early=False)
+                await self._start_turn(transcript, early=False)
                 self._set_state(State.THINKING)
             else:
                 await self._discard_early_turn()
@@ -155,10 +155,10 @@ class Conversation:
             timeline.mark("end_of_turn", self._end_of_turn_at)
             self._end_of_turn_at = None
 
-    async def _start_turn(self, text: str, speech_end_s: float, *, early: bool) -> None:
+    async def _start_turn(self, transcript: stt_pb2.Transcript, *, early: bool) -> None:
         await self.cancel_turn()
         self._attempts += 1
-        timeline = Timeline(self._arrival_time(speech_end_s))
+        timeline = Timeline(self._arrival_time(transcript.speech_end_s))
         number = self._turns + 1
         if not early:
             self._confirm(timeline)
@@ -167,8 +167,10 @@ class Conversation:
             turn_id=f"{sid}-{number}",
             stage_id=f"{sid}-a{self._attempts}",
             number=number,
-            text=text,
+            text=transcript.text.strip(),
             timeline=timeline,
+            utterance_id=transcript.utterance_id,
+            session_id=sid,
             early=early,
             serial=self.config.serial,
             channels=self._channels,

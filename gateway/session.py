@@ -223,6 +223,7 @@ class Session:
                 turn_timeout_s=settings.turn_timeout_s,
             ),
             TurnChannels(
+                send_stt=self._stt.send,
                 send_llm=self._llm.send,
                 send_tts=self._tts.send,
                 send_text=self.send_text,

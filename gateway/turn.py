@@ -26,7 +26,7 @@ from opentelemetry import trace
 from gateway.protocol import event
 from gateway.timeline import Timeline
 from voice.telemetry import trace_context_message
-from voice.v1 import audio_pb2, llm_pb2, tts_pb2
+from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.gateway")
@@ -40,6 +40,7 @@ SendBytes = Callable[[bytes], Awaitable[None]]
 class TurnChannels:
     """How a turn talks to the stages and the client."""
 
+    send_stt: Callable[[stt_pb2.TranscribeRequest], None]
     send_llm: Callable[[llm_pb2.ConverseRequest], None]
     send_tts: Callable[[tts_pb2.SynthesizeRequest], None]
     send_text: SendText
@@ -91,6 +92,8 @@ class AgentTurn:
         serial: bool = False,
         on_first_audio: Callable[[AgentTurn], None] | None = None,
         turn_timeout_s: float = 30.0,
+        utterance_id: str = "",
+        session_id: str = "",
     ) -> None:
         self.turn_id = turn_id
         self.stage_id = stage_id
@@ -108,6 +111,10 @@ class AgentTurn:
         self._channels = channels
         self._on_first_audio = on_first_audio
         self._timeout_s = turn_timeout_s
+        self._utterance_id = utterance_id
+        self._session_id = session_id
+        self._trace_context: audio_pb2.TraceContext | None = None
+        self._linked = False
         self._spoken = _Spoken()
         self._held: list[str | tuple[bytes, str]] | None = [] if early or serial else None
         self._released = asyncio.Event()
@@ -133,6 +140,7 @@ class AgentTurn:
 
     async def release(self) -> None:
         """The turn is confirmed: send what was held, in order, and everything after it."""
+        self._link_utterance()
         async with self._emit_lock:
             pending, self._held = self._held or [], None
             for item in pending:
@@ -150,6 +158,10 @@ class AgentTurn:
             },
         ) as span:
             context = trace_context_message()
+            self._trace_context = context
+            span.set_attribute("voice.session_id", self._session_id)
+            if not self.early:
+                self._link_utterance()
             try:
                 self._channels.send_llm(
                     llm_pb2.ConverseRequest(
@@ -181,6 +193,19 @@ class AgentTurn:
                 event("turn_complete", turn_id=self.turn_id, latency=self.timeline.waterfall_ms())
             )
             log.info("%s", self.timeline.summary(self.number))
+
+    def _link_utterance(self) -> None:
+        """Tell stt which trace answers the utterance, so its span joins this turn's trace."""
+        if self._trace_context is None or not self._utterance_id or self._linked:
+            return
+        self._linked = True
+        self._channels.send_stt(
+            stt_pb2.TranscribeRequest(
+                control=stt_pb2.TranscribeControl(
+                    trace_context=self._trace_context, utterance_id=self._utterance_id
+                )
+            )
+        )
 
     def _record(self, span: trace.Span, ending: str | None = None) -> None:
         span.set_attribute("voice.turn_number", self.number)

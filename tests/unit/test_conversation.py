@@ -23,6 +23,7 @@ class Wire:
     """Everything the conversation sends: to the llm, the tts and the client."""
 
     def __init__(self) -> None:
+        self.stt: list[stt_pb2.TranscribeRequest] = []
         self.llm: list[llm_pb2.ConverseRequest] = []
         self.tts: list[tts_pb2.SynthesizeRequest] = []
         self.client: list[Any] = []
@@ -37,7 +38,9 @@ class Wire:
         async def send_error(code: str, message: str, **fields: Any) -> None:
             self.client.append({"type": "error", "code": code, "message": message, **fields})
 
-        return TurnChannels(self.llm.append, self.tts.append, send_text, send_bytes, send_error)
+        return TurnChannels(
+            self.stt.append, self.llm.append, self.tts.append, send_text, send_bytes, send_error
+        )
 
     def client_types(self) -> list[str]:
         return ["audio" if isinstance(m, bytes) else m["type"] for m in self.client]
