@@ -47,7 +47,7 @@ models: $(MODELS) ## Assemble the embedded model files into .cache/models
 run: install ## Start the whole cluster on this machine and print where to open it
 	@$(PY) -m launcher
 
-test: install browser ## Run every test (unit, integration, end to end, browser)
+test: install browser deploy-check ## Run every test (unit, integration, end to end, browser)
 	@$(PY) -m pytest
 
 test-unit: install ## Run the fast tests only
@@ -85,9 +85,49 @@ bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SES
 bench-baseline: install ## Run the benchmark and save it as the baseline to compare against
 	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) --save-baseline
 
+waterfall: $(INSTALLED) ## Print a turn's waterfall from Jaeger (TRACE=id JAEGER=http://localhost:16686)
+	@$(PY) -m voice.waterfall $(TRACE) --jaeger $(or $(JAEGER),http://localhost:16686)
+
 token: $(INSTALLED) ## Print a signed client token (needs GATEWAY_TOKEN_SECRET; TTL=seconds)
 	@$(PY) -m gateway.auth --ttl $(TTL)
 
 clean: ## Remove caches (keeps the virtual environment and the models)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Deployment: images, compose, Kubernetes (deploy/, docs/deployment.md) -------------------
+# deploy-check runs offline (no Docker engine, cluster or network); the others need Docker.
+VERSION ?= 0.1.0
+PROFILE ?= cpu
+OVERLAY ?= cpu
+COMPOSE := docker compose -f deploy/docker-compose.yml
+.PHONY: deploy-check k8s-render images up down
+
+deploy-check: $(INSTALLED) ## Offline checks of deploy/: kustomize+kubernetes-validate, compose, hadolint, buf
+	@$(PY) -m deploy.check
+
+k8s-render: $(INSTALLED) ## Print an overlay's Kubernetes manifests (OVERLAY=cpu|gpu)
+	@$(VENV)/bin/kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
+
+images: ## Build the container images with Docker (VERSION=0.1.0)
+	@for image in stt stt-cuda llm tts gateway; do \
+	  echo "==> voice-agent/$$image:$(VERSION)"; \
+	  docker build -f deploy/docker/$$image.Dockerfile -t voice-agent/$$image:$(VERSION) . || exit 1; \
+	done
+
+up: ## Start everything in containers with compose (PROFILE=cpu|gpu); Jaeger on :16686
+	@test -f deploy/.env || { \
+	  sed "s|^GATEWAY_TOKEN_SECRET=.*|GATEWAY_TOKEN_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')|" \
+	    deploy/.env.example > deploy/.env && echo "created deploy/.env with a random GATEWAY_TOKEN_SECRET"; }
+	@$(COMPOSE) --profile $(PROFILE) up -d --build --wait
+	@token=$$($(COMPOSE) exec -T gateway python -m gateway.auth --ttl 86400) && \
+	  echo "" && echo "  Voice agent ready (containers)." && \
+	  echo "  Open in a browser:  http://127.0.0.1:8000/?token=$$token" && \
+	  echo "  Traces (Jaeger):    http://127.0.0.1:16686"
+
+down: ## Stop and remove the compose containers
+	@$(COMPOSE) --profile cpu --profile gpu down
+
+.PHONY: bench-llm
+bench-llm: install ## Embedded model, 10-turn conversation: first token, tokens/s, cache, cancel->free
+	@$(PY) -m bench.llm_turns
