@@ -66,7 +66,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="origin not allowed\n")
     if len(app[SESSIONS]) >= settings.max_sessions:
         raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
-    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes, heartbeat=20.0)
+    # The session closes frames over max_frame_bytes itself (with 1009 and a reason); the
+    # transport limit above it only guards memory against absurd frames.
+    ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes * 4, heartbeat=20.0)
     await ws.prepare(request)
     session = Session(ws, app[UPSTREAMS], settings, app[METRICS])
     app[SESSIONS].add(session)

@@ -112,6 +112,13 @@ class Session:
                 await self.send_error("idle_timeout", f"nothing received for {idle_s:.0f} s")
                 await self.close(code=1000, reason="idle timeout")
                 return
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                size = len(message.data)
+                if size > self._settings.max_frame_bytes:
+                    log.info("session %s: a %d-byte frame is too large; closing", self.id, size)
+                    self._metrics.errors.labels("frame_too_large").inc()
+                    await self.close(code=1009, reason="frame too large")
+                    return
             if message.type == WSMsgType.TEXT:
                 if not await self._on_text(message.data):
                     return
