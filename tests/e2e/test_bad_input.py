@@ -21,7 +21,7 @@ async def _next_error(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     while True:
         message = await asyncio.wait_for(ws.receive(), 5.0)
         assert message.type == aiohttp.WSMsgType.TEXT, message
-        data = json.loads(message.data)
+        data: dict[str, Any] = json.loads(message.data)
         if data["type"] == "error":
             return data
 
