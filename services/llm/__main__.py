@@ -23,9 +23,25 @@ log = logging.getLogger("llm")
 
 
 async def build_providers(settings: LlmSettings) -> list[LanguageModel]:
+    """The providers in LLM_PROVIDERS order; gemini without a key is skipped, not fatal."""
     providers: list[LanguageModel] = []
     for name in settings.providers:
-        if name == "local":
+        if name == "gemini":
+            if not settings.gemini_api_key:
+                log.warning(
+                    "provider gemini skipped: no API key (set GEMINI_API_KEY or GOOGLE_API_KEY)"
+                )
+                continue
+            from services.llm.gemini import GeminiModel
+
+            gemini = GeminiModel.from_settings(settings)
+            log.info(
+                "provider gemini: model %s%s",
+                gemini.model,
+                f" at {settings.gemini_base_url}" if settings.gemini_base_url else "",
+            )
+            providers.append(gemini)
+        elif name == "local":
             from services.llm.local import LocalLlama
 
             local = await asyncio.to_thread(LocalLlama, settings)
@@ -35,7 +51,19 @@ async def build_providers(settings: LlmSettings) -> list[LanguageModel]:
             providers.append(DemoModel())
         elif name == "instant":
             providers.append(InstantModel())
+    if not providers:
+        raise SettingsError(
+            f"LLM_PROVIDERS={','.join(settings.providers)}: no provider can run "
+            "(gemini needs GEMINI_API_KEY or GOOGLE_API_KEY); add local or demo"
+        )
     return providers
+
+
+async def close_providers(providers: list[LanguageModel]) -> None:
+    for provider in providers:
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def main() -> None:
@@ -45,13 +73,17 @@ async def main() -> None:
         # Generation is the bulk work; speech recognition and synthesis are latency-critical.
         os.nice(settings.nice)
     provider = setup_tracing("llm")
-    chain = FallbackChain(await build_providers(settings))
+    providers = await build_providers(settings)
+    chain = FallbackChain(providers)
     log.info("providers, in order: %s", chain.name)
+    # The history leaves room in each slot's context for the reply.
+    history_budget = settings.context_tokens - settings.max_reply_tokens
     servicer = LanguageModelServicer(
-        chain, settings.system_prompt, settings.context_tokens, settings.max_reply_tokens
+        chain, settings.system_prompt, history_budget, settings.max_reply_tokens
     )
 
     async def on_stop() -> None:
+        await close_providers(providers)
         if provider is not None:
             provider.shutdown()
 

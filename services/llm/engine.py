@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from voice.errors import ResourceExhaustedError
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -24,6 +26,9 @@ class GenerationStats:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    tokens_per_s: float = 0.0
+    # Time the turn waited for a free engine slot.
+    queue_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,16 @@ class Turn:
     messages: tuple[Message, ...]
     max_tokens: int
     stats: GenerationStats = field(default_factory=GenerationStats, compare=False)
+    # Which conversation the turn belongs to: an engine with a prompt cache keeps its prefix.
+    session_id: str = ""
+
+
+class EngineBusyError(ResourceExhaustedError):
+    """The shared engine's slots and its wait queue are full.
+
+    The fallback chain does not move past it to a lesser provider: a canned answer is no answer,
+    so the turn fails with ``resource_exhausted`` and the caller may try again.
+    """
 
 
 class LanguageModel(Protocol):

@@ -1,11 +1,18 @@
-"""A chain of providers tried in order. It switches only before the first token."""
+"""A chain of providers tried in order. It switches only before the first token.
+
+What was already said stays said: an error after the first token ends the turn, and no second
+voice is spliced in. A provider that fails before its first token leaves no trace in the turn's
+statistics, so the turn names the provider that answered. One failure ends the chain at once:
+:class:`EngineBusyError`, the shared engine at capacity, since the providers after it are
+lesser ones (demo mode's canned text is no answer to a real question).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from services.llm.engine import LanguageModel, Turn
+from services.llm.engine import EngineBusyError, GenerationStats, LanguageModel, Turn
 from voice.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,9 @@ class FallbackChain:
                 if started:
                     return
                 errors.append(f"{provider.name}: no output")
+            except EngineBusyError:
+                _forget(turn.stats)
+                raise
             except Exception as error:
                 if started:
                     raise
@@ -39,4 +49,12 @@ class FallbackChain:
                 errors.append(f"{provider.name}: {error}")
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
+            _forget(turn.stats)
         raise EngineError("every provider failed: " + "; ".join(errors))
+
+
+def _forget(stats: GenerationStats) -> None:
+    """Clear what a provider that did not answer wrote into the turn's statistics."""
+    fresh = GenerationStats()
+    for name in vars(fresh):
+        setattr(stats, name, getattr(fresh, name))

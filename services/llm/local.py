@@ -1,9 +1,16 @@
 """The embedded model: a GGUF (Qwen2.5 0.5B by default) run in-process by llama.cpp (xllamacpp).
 
 llama.cpp's server core keeps a KV cache per slot and reuses the longest matching prompt prefix,
-so a session's system prompt and history are not read again on every turn. Generation runs on a
-worker thread; every streamed chunk goes back to the event loop, and the per-chunk callback
-returns True to stop as soon as the caller has gone.
+so a session's system prompt and history are not read again on every turn. Each request names
+its slot (``id_slot``): the :class:`SlotPool` gives a session back the slot holding its
+conversation, queues turns fairly and refuses them when the queue is full. When the oldest turns
+are dropped from a long conversation, ``n_cache_reuse`` lets llama.cpp shift the rest of the
+cached history into place instead of reading it again.
+
+Generation runs on a worker thread; every streamed chunk goes back to the event loop, and the
+per-chunk callback returns True to stop as soon as the caller has gone. Prompt progress chunks
+(one per batch of ``LLM_BATCH_TOKENS``) let a cancel land while a long prompt is still being
+read, not only once tokens flow.
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import xllamacpp
 
 from services.llm.engine import Turn
+from services.llm.slots import SlotPool
 from voice.errors import EngineError
 from voice.models import qwen_gguf_path
 from voice.settings import LlmSettings
@@ -27,6 +36,8 @@ from voice.settings import LlmSettings
 log = logging.getLogger(__name__)
 
 _DONE = object()
+# The smallest run of cached tokens llama.cpp shifts into place when the prefix changed.
+CACHE_REUSE_MIN_TOKENS = 32
 
 
 class LocalLlama:
@@ -42,6 +53,8 @@ class LocalLlama:
         params.model.path = str(path)
         params.n_ctx = settings.context_tokens * settings.parallel
         params.n_parallel = settings.parallel
+        params.n_batch = settings.batch_tokens
+        params.n_ubatch = settings.batch_tokens
         threads = settings.threads or max(1, os.cpu_count() or 1)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
@@ -49,61 +62,71 @@ class LocalLlama:
         params.cpuparams.poll = 0
         params.cpuparams_batch.poll = 0
         params.cache_prompt = True
+        params.n_cache_reuse = CACHE_REUSE_MIN_TOKENS
         params.verbosity = -1
         started = time.perf_counter()
         self._server = xllamacpp.Server(params)
         self.model = path.stem
         self._temperature = settings.temperature
-        self._parallel = settings.parallel
-        self._slots = asyncio.Semaphore(settings.parallel)
+        self.pool = SlotPool(settings.parallel, settings.queue_limit)
+        # One thread per slot: a generation holds its thread until llama.cpp has stopped.
+        self._threads = ThreadPoolExecutor(settings.parallel, thread_name_prefix="llama")
         log.info(
-            "loaded %s (%d slots) in %.2fs",
+            "loaded %s (%d slots, queue of %d) in %.2fs",
             path.name,
             settings.parallel,
+            settings.queue_limit,
             time.perf_counter() - started,
         )
 
     def warm_up(self, system_prompt: str) -> None:
         """Read the system prompt into every slot's cache, so no user waits for it."""
-        request = {
-            "messages": [
-                {"role": "system", "content": system_prompt},
-                {"role": "user", "content": "Hello."},
-            ],
-            "max_tokens": 1,
-            "cache_prompt": True,
-        }
-        for _ in range(self._parallel):
+        for slot in range(self.pool.size):
+            request = {
+                "messages": [
+                    {"role": "system", "content": system_prompt},
+                    {"role": "user", "content": "Hello."},
+                ],
+                "max_tokens": 1,
+                "cache_prompt": True,
+                "id_slot": slot,
+            }
             self._server.handle_chat_completions(request, lambda _chunk: False)
 
     async def generate(self, turn: Turn) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
-        request = {
-            "messages": [{"role": m.role, "content": m.content} for m in turn.messages],
-            "stream": True,
-            "max_tokens": turn.max_tokens,
-            "temperature": self._temperature,
-            "cache_prompt": True,
-        }
         turn.stats.model = self.model
         turn.stats.provider = self.name
+        queued = time.perf_counter()
+        async with self.pool.slot(turn.session_id) as slot:
+            turn.stats.queue_ms = (time.perf_counter() - queued) * 1000
+            request = {
+                "messages": [{"role": m.role, "content": m.content} for m in turn.messages],
+                "stream": True,
+                "max_tokens": turn.max_tokens,
+                "temperature": self._temperature,
+                "cache_prompt": True,
+                "id_slot": slot,
+                "return_progress": True,
+            }
 
-        def on_chunk(chunk: Any) -> bool:
-            loop.call_soon_threadsafe(queue.put_nowait, chunk)
-            return stop.is_set()
+            def on_chunk(chunk: Any) -> bool:
+                if stop.is_set():
+                    return True
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                return False
 
-        def run() -> None:
-            try:
-                self._server.handle_chat_completions(request, on_chunk)
-            except Exception as error:
-                loop.call_soon_threadsafe(queue.put_nowait, EngineError(str(error)))
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            def run() -> None:
+                try:
+                    self._server.handle_chat_completions(request, on_chunk)
+                except Exception as error:
+                    loop.call_soon_threadsafe(queue.put_nowait, EngineError(str(error)))
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-        async with self._slots:
-            worker = loop.run_in_executor(None, run)
+            worker = loop.run_in_executor(self._threads, run)
             try:
                 while (chunk := await queue.get()) is not _DONE:
                     if isinstance(chunk, Exception):
@@ -113,7 +136,9 @@ class LocalLlama:
                         yield text
             finally:
                 stop.set()
-                # The slot is free only once llama.cpp has stopped; that is one token away.
+                # The slot is free only once llama.cpp has stopped: one token or one prompt
+                # batch away. A second cancel does not wait for it; llama.cpp then defers the
+                # next request for this slot until it is free.
                 await asyncio.shield(worker)
 
     @staticmethod
@@ -122,13 +147,17 @@ class LocalLlama:
             return ""
         if "error" in chunk:
             raise EngineError(str(chunk["error"]))
+        stats = turn.stats
+        progress = chunk.get("prompt_progress")
+        if progress:
+            stats.cached_tokens = int(progress.get("cache", 0))
+            stats.prompt_tokens = int(progress.get("total", 0))
         timings = chunk.get("timings")
         if timings:
-            turn.stats.prompt_tokens = int(timings.get("prompt_n", 0)) + int(
-                timings.get("cache_n", 0)
-            )
-            turn.stats.cached_tokens = int(timings.get("cache_n", 0))
-            turn.stats.completion_tokens = int(timings.get("predicted_n", 0))
+            stats.cached_tokens = int(timings.get("cache_n", 0))
+            stats.prompt_tokens = int(timings.get("prompt_n", 0)) + stats.cached_tokens
+            stats.completion_tokens = int(timings.get("predicted_n", 0))
+            stats.tokens_per_s = float(timings.get("predicted_per_second", 0.0))
         choices = chunk.get("choices") or []
         if not choices:
             return ""

@@ -1,4 +1,13 @@
-"""The gRPC face of the llm service: one Converse stream per session, one task per turn."""
+"""The gRPC face of the llm service: one Converse stream per session, one task per turn.
+
+A turn's failure never ends the session's stream: it comes back as the turn's ``TurnDone`` with
+an ``error`` that starts with the matching status code (``invalid_argument:``,
+``resource_exhausted:``, ``internal:`` ...). Only a malformed stream (no config first, no
+session id, an unexpected message) is refused with ``INVALID_ARGUMENT``.
+
+A cancel message, or the stream closing, cancels the turn's task; the engine stops within a
+token (or a prompt batch) and its slot is free for the next turn when the task has finished.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +23,12 @@ from opentelemetry import trace
 
 from services.llm.engine import LanguageModel, Turn
 from services.llm.history import History
+from voice.errors import VoiceError
 from voice.telemetry import context_from_message
 from voice.v1 import llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("voice.llm")
+_tracer = trace.get_tracer("voice.llm")
 
 MAX_TURN_TEXT_CHARS = 20_000
 
@@ -31,14 +41,27 @@ class _ActiveTurn:
     task: asyncio.Task[None] = field(init=False)
 
 
+def error_text(error: BaseException) -> str:
+    """A turn's error for ``TurnDone.error``: the status code's name, a colon, the message."""
+    status = error.status if isinstance(error, VoiceError) else grpc.StatusCode.INTERNAL
+    return f"{status.name.lower()}: {error}"
+
+
 class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
     def __init__(
-        self, model: LanguageModel, system_prompt: str, budget_tokens: int, max_reply_tokens: int
+        self,
+        model: LanguageModel,
+        system_prompt: str,
+        budget_tokens: int,
+        max_reply_tokens: int,
+        *,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._model = model
         self._system_prompt = system_prompt
         self._budget_tokens = budget_tokens
         self._max_reply_tokens = max_reply_tokens
+        self._tracer = tracer or _tracer
         self.active_streams = 0
 
     async def Converse(  # noqa: N802 - gRPC method name
@@ -53,11 +76,13 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
             )
-        session_id = first.config.session_id
+        session_id = first.config.session_id.strip()
+        if not session_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the config needs a session_id")
         history = History(first.config.system_prompt or self._system_prompt, self._budget_tokens)
         out: asyncio.Queue[llm_pb2.ConverseResponse | None] = asyncio.Queue()
         errors: list[str] = []
-        reader = asyncio.create_task(self._read(request_iterator, history, out, errors))
+        reader = asyncio.create_task(self._read(request_iterator, session_id, history, out, errors))
         self.active_streams += 1
         log.info("stream opened (session %s, %d active)", session_id, self.active_streams)
         try:
@@ -75,6 +100,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
     async def _read(
         self,
         requests: AsyncIterator[llm_pb2.ConverseRequest],
+        session_id: str,
         history: History,
         out: asyncio.Queue[llm_pb2.ConverseResponse | None],
         errors: list[str],
@@ -89,7 +115,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         await asyncio.gather(active.task, return_exceptions=True)
                     active = _ActiveTurn(request.turn.turn_id)
                     active.task = asyncio.create_task(
-                        self._run_turn(request.turn, active, history, out),
+                        self._run_turn(request.turn, session_id, active, history, out),
                         name=f"turn-{request.turn.turn_id}",
                     )
                 elif kind == "cancel":
@@ -98,6 +124,10 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                             active.heard_text = request.cancel.heard_text
                         active.discard = request.cancel.discard
                         active.task.cancel()
+                    else:
+                        log.debug(
+                            "cancel for turn %s, which is not running", request.cancel.turn_id
+                        )
                 else:
                     errors.append(f"unexpected message '{kind}' after the config")
                     break
@@ -112,6 +142,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
     async def _run_turn(
         self,
         request: llm_pb2.UserTurn,
+        session_id: str,
         active: _ActiveTurn,
         history: History,
         out: asyncio.Queue[llm_pb2.ConverseResponse | None],
@@ -119,20 +150,21 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         turn_id = request.turn_id
         text = request.text.strip()
         if not text:
-            out.put_nowait(_done(turn_id, error="empty text: nothing to answer"))
+            out.put_nowait(_done(turn_id, error="invalid_argument: empty text: nothing to answer"))
             return
         if len(text) > MAX_TURN_TEXT_CHARS:
             log.warning(
                 "turn %s: text of %d characters cut to %d", turn_id, len(text), MAX_TURN_TEXT_CHARS
             )
             text = text[:MAX_TURN_TEXT_CHARS]
-        turn = Turn(history.prompt_for(text), self._max_reply_tokens)
+        turn = Turn(history.prompt_for(text), self._max_reply_tokens, session_id=session_id)
         reply: list[str] = []
         started = time.perf_counter()
         first_token_ms = 0.0
         parent = context_from_message(request.trace_context)
-        with tracer.start_as_current_span("llm.generate", context=parent) as span:
+        with self._tracer.start_as_current_span("llm.generate", context=parent) as span:
             span.set_attribute("voice.turn_id", turn_id)
+            span.set_attribute("voice.session_id", session_id)
             span.add_event("llm_start")
             try:
                 async for delta in self._model.generate(turn):
@@ -146,30 +178,55 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         )
                     )
             except asyncio.CancelledError:
+                _unless_answered(turn, reply)
                 if not active.discard:
                     heard = active.heard_text
                     history.record(text, "".join(reply) if heard is None else heard)
                 span.add_event("interrupted")
+                span.set_attribute("llm.cancelled", True)
+                _describe(span, turn, first_token_ms)
                 out.put_nowait(
                     _done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms)
                 )
                 raise
             except Exception as error:
-                log.exception("turn %s failed", turn_id)
+                _unless_answered(turn, reply)
+                message = error_text(error)
+                if isinstance(error, VoiceError):
+                    log.warning("turn %s failed: %s", turn_id, message)
+                else:
+                    log.exception("turn %s failed", turn_id)
                 span.record_exception(error)
+                span.set_attribute("llm.error", message)
+                _describe(span, turn, first_token_ms)
                 history.record(text, "".join(reply))
                 out.put_nowait(
-                    _done(turn_id, turn=turn, error=str(error), first_token_ms=first_token_ms)
+                    _done(turn_id, turn=turn, error=message, first_token_ms=first_token_ms)
                 )
                 return
-            span.set_attribute(
-                "llm.provider", turn.stats.provider or getattr(self._model, "name", "")
-            )
-            span.set_attribute("llm.model", turn.stats.model)
-            span.set_attribute("llm.prompt_tokens", turn.stats.prompt_tokens)
-            span.set_attribute("llm.completion_tokens", turn.stats.completion_tokens)
+            _describe(span, turn, first_token_ms)
             history.record(text, "".join(reply))
             out.put_nowait(_done(turn_id, turn=turn, first_token_ms=first_token_ms))
+
+
+def _unless_answered(turn: Turn, reply: list[str]) -> None:
+    """A provider that stopped before its first token did not answer: the turn names none."""
+    if not reply:
+        turn.stats.provider = ""
+        turn.stats.model = ""
+
+
+def _describe(span: trace.Span, turn: Turn, first_token_ms: float) -> None:
+    """The turn's span names the provider that answered (none if none did) and its numbers."""
+    stats = turn.stats
+    if stats.provider:
+        span.set_attribute("llm.provider", stats.provider)
+        span.set_attribute("llm.model", stats.model)
+    span.set_attribute("llm.prompt_tokens", stats.prompt_tokens)
+    span.set_attribute("llm.cached_tokens", stats.cached_tokens)
+    span.set_attribute("llm.completion_tokens", stats.completion_tokens)
+    span.set_attribute("llm.queue_ms", stats.queue_ms)
+    span.set_attribute("llm.first_token_ms", first_token_ms)
 
 
 def _done(
@@ -189,6 +246,7 @@ def _done(
             cancelled=cancelled,
             prompt_tokens=stats.prompt_tokens if stats else 0,
             completion_tokens=stats.completion_tokens if stats else 0,
+            cached_tokens=stats.cached_tokens if stats else 0,
             first_token_ms=first_token_ms,
             error=error,
         )

@@ -79,6 +79,7 @@ class UserTurn(_message.Message):
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     text: _builtins.str
+    """Text longer than the service accepts is cut (the service logs a warning)."""
     @_builtins.property
     def trace_context(self) -> _audio_pb2.TraceContext: ...
     def __init__(
@@ -186,6 +187,7 @@ class TurnDone(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    CACHED_TOKENS_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     provider: _builtins.str
     """Which provider answered ("local", "gemini", "demo") and with which model."""
@@ -195,7 +197,15 @@ class TurnDone(_message.Message):
     completion_tokens: _builtins.int
     first_token_ms: _builtins.float
     error: _builtins.str
-    """Set when the turn failed; the text so far stands."""
+    """Set when the turn failed; the text so far stands. It starts with the lower-case name of
+    the matching gRPC status code and a colon, e.g.
+      "invalid_argument: empty text: nothing to answer"
+      "resource_exhausted: the language model is busy (...); try again shortly"
+        (every engine slot is generating and the wait queue, LLM_QUEUE_LIMIT, is full)
+      "internal: every provider failed: ..."
+    """
+    cached_tokens: _builtins.int
+    """Prompt tokens read from the provider's cache rather than processed again."""
     def __init__(
         self,
         *,
@@ -207,10 +217,11 @@ class TurnDone(_message.Message):
         completion_tokens: _builtins.int = ...,
         first_token_ms: _builtins.float = ...,
         error: _builtins.str = ...,
+        cached_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "error", b"error", "first_token_ms", b"first_token_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "error", b"error", "first_token_ms", b"first_token_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,6 +49,9 @@ class LanguageModelServiceServicer:
     def Converse(self, request_iterator, context):
         """One stream per client session: a config first, then user turns and cancels.
         Text deltas and a done message come back for every turn.
+        A stream whose first message is not a config, or whose config has no session_id, is
+        refused with INVALID_ARGUMENT. A turn's own failure (empty text, the engine at capacity,
+        every provider down) is reported in its TurnDone and the stream goes on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

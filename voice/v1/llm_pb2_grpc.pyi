@@ -36,6 +36,9 @@ class LanguageModelServiceStub:
     Converse: _grpc.StreamStreamMultiCallable[_llm_pb2.ConverseRequest, _llm_pb2.ConverseResponse]
     """One stream per client session: a config first, then user turns and cancels.
     Text deltas and a done message come back for every turn.
+    A stream whose first message is not a config, or whose config has no session_id, is
+    refused with INVALID_ARGUMENT. A turn's own failure (empty text, the engine at capacity,
+    every provider down) is reported in its TurnDone and the stream goes on.
     """
 
 @_typing.type_check_only
@@ -46,6 +49,9 @@ class LanguageModelServiceAsyncStub(LanguageModelServiceStub):
     Converse: _aio.StreamStreamMultiCallable[_llm_pb2.ConverseRequest, _llm_pb2.ConverseResponse]  # type: ignore[assignment]
     """One stream per client session: a config first, then user turns and cancels.
     Text deltas and a done message come back for every turn.
+    A stream whose first message is not a config, or whose config has no session_id, is
+    refused with INVALID_ARGUMENT. A turn's own failure (empty text, the engine at capacity,
+    every provider down) is reported in its TurnDone and the stream goes on.
     """
 
 class LanguageModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +65,9 @@ class LanguageModelServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_llm_pb2.ConverseResponse], _abc.AsyncIterator[_llm_pb2.ConverseResponse]]:
         """One stream per client session: a config first, then user turns and cancels.
         Text deltas and a done message come back for every turn.
+        A stream whose first message is not a config, or whose config has no session_id, is
+        refused with INVALID_ARGUMENT. A turn's own failure (empty text, the engine at capacity,
+        every provider down) is reported in its TurnDone and the stream goes on.
         """
 
 def add_LanguageModelServiceServicer_to_server(servicer: LanguageModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
