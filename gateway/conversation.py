@@ -64,8 +64,10 @@ class Conversation:
         channels: TurnChannels,
         arrival_time: Callable[[float], float],
         metrics: GatewayMetrics,
+        unavailable: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.config = config
+        self._unavailable = unavailable
         self.state = State.LISTENING
         self.turn: AgentTurn | None = None
         self._channels = channels
@@ -157,6 +159,16 @@ class Conversation:
 
     async def _start_turn(self, transcript: stt_pb2.Transcript, *, early: bool) -> None:
         await self.cancel_turn()
+        down = self._unavailable()
+        if down is not None:
+            if not early:
+                await self._channels.send_error(
+                    "upstream_unavailable",
+                    f"the {down} service is unavailable; this turn cannot be answered",
+                    stage=down,
+                )
+                self._set_state(State.LISTENING)
+            return
         self._attempts += 1
         timeline = Timeline(self._arrival_time(transcript.speech_end_s))
         number = self._turns + 1

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -30,6 +30,17 @@ from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 log = logging.getLogger(__name__)
 
 ARRIVALS_KEPT = 3000
+RECONNECT_MIN_S = 0.25
+RECONNECT_MAX_S = 5.0
+# Stream failures worth waiting out: the stage restarts, or its connection dropped. Anything
+# else (a refused request, a full stage) ends the session with a clear error.
+RECOVERABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
 # A client that does not take a frame within this long is too slow to keep.
 SEND_TIMEOUT_S = 5.0
 
@@ -68,6 +79,7 @@ class Session:
         loop = asyncio.get_running_loop()
         self._failure: asyncio.Future[UpstreamFailureError] = loop.create_future()
         self._closing = False
+        self._down: set[str] = set()
 
     # ----------------------------------------------------------------- client side
 
@@ -204,24 +216,7 @@ class Session:
     # ----------------------------------------------------------------- stage side
 
     def _open_upstreams(self) -> None:
-        up = self._upstreams
         settings = self._settings
-        self._stt = DuplexStream(
-            up.stt.Transcribe,
-            stt_pb2.TranscribeRequest(
-                config=stt_pb2.TranscribeConfig(session_id=self.id, sample_rate=self._input_rate)
-            ),
-        )
-        self._llm = DuplexStream(
-            up.llm.Converse,
-            llm_pb2.ConverseRequest(config=llm_pb2.ConverseConfig(session_id=self.id)),
-        )
-        self._tts = DuplexStream(
-            up.tts.Synthesize,
-            tts_pb2.SynthesizeRequest(
-                config=tts_pb2.SynthesizeConfig(session_id=self.id, sample_rate=self._output_rate)
-            ),
-        )
         self._conversation = Conversation(
             ConversationConfig(
                 session_id=self.id,
@@ -230,31 +225,108 @@ class Session:
                 turn_timeout_s=settings.turn_timeout_s,
             ),
             TurnChannels(
-                send_stt=self._stt.send,
-                send_llm=self._llm.send,
-                send_tts=self._tts.send,
+                send_stt=self._send_stt,
+                send_llm=self._send_llm,
+                send_tts=self._send_tts,
                 send_text=self.send_text,
                 send_bytes=self.send_bytes,
                 send_error=self.send_error,
             ),
             self.arrival_time,
             self._metrics,
+            unavailable=self.unavailable_stage,
         )
+        self._stt = self._open_stt()
+        self._llm = self._open_llm()
+        self._tts = self._open_tts()
         self._readers = [
-            asyncio.create_task(self._guard("stt", self._stt.responses(), self._on_stt)),
-            asyncio.create_task(self._guard("llm", self._llm.responses(), self._on_llm)),
-            asyncio.create_task(self._guard("tts", self._tts.responses(), self._on_tts)),
+            asyncio.create_task(self._keep("stt", self._stt, self._open_stt, self._on_stt)),
+            asyncio.create_task(self._keep("llm", self._llm, self._open_llm, self._on_llm)),
+            asyncio.create_task(self._keep("tts", self._tts, self._open_tts, self._on_tts)),
         ]
 
-    async def _guard(self, stage: str, responses: AsyncIterator[Any], handle: Any) -> None:
-        try:
-            async for response in responses:
-                await handle(response)
-            failure = UpstreamFailureError(stage, grpc.StatusCode.UNAVAILABLE, "the stream ended")
-        except grpc.aio.AioRpcError as error:
-            failure = UpstreamFailureError(stage, error.code(), error.details() or "")
-        if not self._closing and not self._failure.done():
-            self._failure.set_result(failure)
+    def _open_stt(self) -> DuplexStream[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse]:
+        config = stt_pb2.TranscribeConfig(session_id=self.id, sample_rate=self._input_rate)
+        self._stt = DuplexStream(
+            self._upstreams.stt.Transcribe, stt_pb2.TranscribeRequest(config=config)
+        )
+        return self._stt
+
+    def _open_llm(self) -> DuplexStream[llm_pb2.ConverseRequest, llm_pb2.ConverseResponse]:
+        config = llm_pb2.ConverseConfig(session_id=self.id)
+        self._llm = DuplexStream(
+            self._upstreams.llm.Converse, llm_pb2.ConverseRequest(config=config)
+        )
+        return self._llm
+
+    def _open_tts(self) -> DuplexStream[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse]:
+        config = tts_pb2.SynthesizeConfig(session_id=self.id, sample_rate=self._output_rate)
+        self._tts = DuplexStream(
+            self._upstreams.tts.Synthesize, tts_pb2.SynthesizeRequest(config=config)
+        )
+        return self._tts
+
+    def _send_stt(self, request: stt_pb2.TranscribeRequest) -> None:
+        if self._stt is not None:
+            self._stt.send(request)
+
+    def _send_llm(self, request: llm_pb2.ConverseRequest) -> None:
+        if self._llm is not None:
+            self._llm.send(request)
+
+    def _send_tts(self, request: tts_pb2.SynthesizeRequest) -> None:
+        if self._tts is not None:
+            self._tts.send(request)
+
+    def unavailable_stage(self) -> str | None:
+        """A stage this session cannot reach right now, if any."""
+        return next(iter(sorted(self._down)), None)
+
+    async def _keep(
+        self,
+        stage: str,
+        stream: DuplexStream[Any, Any],
+        reopen: Callable[[], DuplexStream[Any, Any]],
+        handle: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """Read a stage's stream; when it breaks, tell the client, wait for the stage, reopen."""
+        backoff = RECONNECT_MIN_S
+        while True:
+            try:
+                async for response in stream.responses():
+                    await handle(response)
+                code, details = grpc.StatusCode.UNAVAILABLE, "the stream ended"
+            except grpc.aio.AioRpcError as error:
+                code, details = error.code(), error.details() or ""
+            if self._closing:
+                return
+            if code not in RECOVERABLE:
+                if not self._failure.done():
+                    self._failure.set_result(UpstreamFailureError(stage, code, details))
+                return
+            if stage not in self._down:
+                self._down.add(stage)
+                log.warning(
+                    "session %s: %s stream broke (%s: %s)", self.id, stage, code.name, details
+                )
+                await self.send_error(
+                    "upstream_unavailable",
+                    f"the {stage} service is unavailable ({code.name}); retrying",
+                    stage=stage,
+                )
+                if self._conversation is not None:
+                    await self._conversation.cancel_turn()
+            while not await self._upstreams.serving(stage):
+                if self._closing:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
+            if self._closing:
+                return
+            backoff = RECONNECT_MIN_S
+            stream = reopen()
+            self._down.discard(stage)
+            log.info("session %s: %s stream reopened", self.id, stage)
 
     async def _on_stt(self, response: stt_pb2.TranscribeResponse) -> None:
         conversation = self._conversation

@@ -91,6 +91,17 @@ class Upstreams:
         results = await asyncio.gather(*(check(c) for c in channels))
         return dict(zip(names, results, strict=True))
 
+    async def serving(self, stage: str, timeout_s: float = 1.0) -> bool:
+        """Whether one stage answers its health check with SERVING."""
+        channel = {"stt": self.stt_channel, "llm": self.llm_channel, "tts": self.tts_channel}[stage]
+        try:
+            response = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
     async def close(self) -> None:
         await asyncio.gather(
             self.stt_channel.close(), self.llm_channel.close(), self.tts_channel.close()

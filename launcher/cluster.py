@@ -123,20 +123,7 @@ class Cluster:
     async def start(self) -> None:
         started = time.perf_counter()
         for name in (*SERVICES, "gateway"):
-            module = "gateway" if name == "gateway" else f"services.{name}"
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                module,
-                cwd=ROOT,
-                env=self._environment(name),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-            tail: deque[str] = deque(maxlen=40)
-            pump = asyncio.create_task(self._pump(name, proc, tail))
-            self._processes.append(_Process(name, proc, tail, pump))
+            await self._spawn(name)
         try:
             await asyncio.wait_for(self._wait_healthy(), self.config.start_timeout_s)
         except (TimeoutError, ClusterStartError) as error:
@@ -145,6 +132,45 @@ class Cluster:
                 f"the cluster did not start: {error}\n{self._tails()}"
             ) from None
         self._log("launcher", f"all four processes healthy in {time.perf_counter() - started:.1f}s")
+
+    async def _spawn(self, name: str) -> None:
+        module = "gateway" if name == "gateway" else f"services.{name}"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            cwd=ROOT,
+            env=self._environment(name),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        tail: deque[str] = deque(maxlen=40)
+        pump = asyncio.create_task(self._pump(name, proc, tail))
+        self._processes = [p for p in self._processes if p.name != name]
+        self._processes.append(_Process(name, proc, tail, pump))
+
+    async def kill(self, name: str) -> None:
+        """Kill one process at once (SIGKILL), as a crash would (for failure tests)."""
+        process = next(p for p in self._processes if p.name == name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.proc.pid, signal.SIGKILL)
+        await process.proc.wait()
+        await asyncio.gather(process.pump, return_exceptions=True)
+
+    async def terminate(self, name: str, grace_s: float = 30.0) -> int:
+        """Send SIGTERM to one process and wait for it to exit; returns its exit code."""
+        process = next(p for p in self._processes if p.name == name)
+        with contextlib.suppress(ProcessLookupError):
+            process.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.proc.wait(), grace_s)
+        await asyncio.gather(process.pump, return_exceptions=True)
+        return code
+
+    async def restart(self, name: str) -> None:
+        """Start one stopped process again and wait until the cluster is healthy."""
+        await self._spawn(name)
+        await asyncio.wait_for(self._wait_healthy(), self.config.start_timeout_s)
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process, tail: deque[str]) -> None:
         assert proc.stdout is not None
