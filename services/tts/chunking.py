@@ -2,7 +2,10 @@
 
 The first chunk of a turn is short, a clause, so audio can start after a few words; the rest are
 whole sentences. A cut is made only where the text already shows what follows (whitespace after
-the punctuation), so "3.5", "e.g.", "Mr. Smith", "10:30" and "example.com/a.b" stay whole.
+the punctuation), so "3.5", "e.g.", "Mr. Smith", "10:30" and "example.com/a.b" stay whole, and
+a dotted abbreviation ("U.S.A.", "a.m.") does not end a sentence. When a chunk has to be cut at
+its word limit, the cut moves a few words on rather than fall just after an abbreviation or an
+initial ("Mr." | "Smith") or just after a number, whose unit or "a.m." may follow ("9" | "a.m.").
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ ABBREVIATIONS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n")
 _CLAUSE_END = re.compile(r"[,;:\u2014](?=\s)")
 _WORD = re.compile(r"\S+(?=\s)")
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
+_NUMBER = re.compile(r"[$€£¥]?\d[\d,.:]*")
 LONG_SENTENCE_WORDS = 40
+# Clause-sized chunks until this many words are out (see SpeakableChunker).
+OPENING_WORDS = 12
+# How many words past its limit a cut may move to avoid splitting "Mr." from "Smith".
+MAX_LIMIT_EXTENSION = 3
 
 
 def _is_abbreviation(text: str, dot_index: int) -> bool:
@@ -51,7 +60,7 @@ def _is_abbreviation(text: str, dot_index: int) -> bool:
     while start > 0 and not text[start - 1].isspace():
         start -= 1
     word = text[start:dot_index].lower().lstrip("(\"'")
-    if word in ABBREVIATIONS:
+    if word in ABBREVIATIONS or _DOTTED.fullmatch(word):
         return True
     # A single initial ("J. Smith") is not the end of a sentence either.
     return len(word) == 1 and word.isalpha() and text[start].isupper()
@@ -70,12 +79,46 @@ def _words_before(text: str, index: int) -> int:
     return len(_WORD.findall(text[:index] + " "))
 
 
+def _binds_to_next(text: str, word: re.Match[str]) -> bool:
+    """Whether a cut right after this word would split it from the next one."""
+    if _NUMBER.fullmatch(word.group()):
+        return True
+    return word.group().endswith(".") and _is_abbreviation(text, word.end() - 1)
+
+
+def _word_limit_cut(text: str, words: list[re.Match[str]], limit: int) -> int | None:
+    """The cut at the word limit, a few words later where the limit splits a phrase."""
+    for index in range(limit - 1, limit + MAX_LIMIT_EXTENSION):
+        if index >= len(words):
+            return None  # the deciding word is not complete yet
+        if index == limit - 1 + MAX_LIMIT_EXTENSION or not _binds_to_next(text, words[index]):
+            return words[index].end()
+    return None
+
+
 class SpeakableChunker:
-    def __init__(self, first_min_words: int = 3, first_max_words: int = 8) -> None:
+    """Chunks for one turn.
+
+    The first chunk ends at the first clause with ``first_min_words`` words, or after
+    ``first_max_words``. Until ``opening_words`` words have been cut, later chunks may end at a
+    clause too: after a very short first chunk ("Sure!") the next one must be ready before that
+    one has played, and a whole long sentence would not be (the text is still arriving). From
+    then on the audio ahead covers a whole sentence's text and synthesis, and chunks are whole
+    sentences.
+    """
+
+    def __init__(
+        self,
+        first_min_words: int = 3,
+        first_max_words: int = 8,
+        opening_words: int = OPENING_WORDS,
+    ) -> None:
         self.first_min_words = first_min_words
         self.first_max_words = first_max_words
+        self.opening_words = opening_words
         self._buffer = ""
         self._first = True
+        self._words_out = 0
 
     def push(self, delta: str) -> list[str]:
         """Add a text delta; returns the chunks that are now complete."""
@@ -86,6 +129,7 @@ class SpeakableChunker:
             if chunk:
                 chunks.append(chunk)
                 self._first = False
+                self._words_out += len(chunk.split())
         return chunks
 
     def flush(self) -> list[str]:
@@ -100,8 +144,8 @@ class SpeakableChunker:
         sentence = _sentence_cut(text)
         limit = self.first_max_words if self._first else LONG_SENTENCE_WORDS
         words = list(_WORD.finditer(text))
-        word_limit = words[limit - 1].end() if len(words) >= limit else None
-        if self._first:
+        word_limit = _word_limit_cut(text, words, limit)
+        if self._first or self._words_out < self.opening_words:
             for match in _CLAUSE_END.finditer(text):
                 if sentence is not None and match.start() > sentence:
                     break

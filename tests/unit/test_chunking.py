@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.tts.chunking import LONG_SENTENCE_WORDS, SpeakableChunker
+from services.tts.chunking import LONG_SENTENCE_WORDS, OPENING_WORDS, SpeakableChunker
 
 pytestmark = pytest.mark.unit
 
@@ -33,11 +33,37 @@ def test_first_chunk_is_a_short_clause_then_whole_sentences() -> None:
         "Sure thing my friend, here is the plan, step by step. "
         "We start at noon, then we walk to the park. Bring water."
     )
-    assert chunk_whole(text) == [
+    assert chunk_whole(text, opening_words=0) == [
         "Sure thing my friend,",
         "here is the plan, step by step.",
         "We start at noon, then we walk to the park.",
         "Bring water.",
+    ]
+
+
+def test_clauses_are_chunks_until_the_opening_words_are_out() -> None:
+    text = (
+        "Sure thing my friend, here is the plan, step by step. "
+        "We start at noon, then we walk to the park. Bring water, and a hat."
+    )
+    assert chunk_whole(text) == [
+        "Sure thing my friend,",
+        "here is the plan,",
+        "step by step.",
+        "We start at noon,",  # 11 words were out before it: still the opening
+        "then we walk to the park.",
+        "Bring water, and a hat.",
+    ]
+    assert OPENING_WORDS == 12
+
+
+def test_after_a_one_word_first_sentence_the_next_chunk_is_a_clause() -> None:
+    text = "Sure! The weather in Paris today is mild, around 18 degrees, with a light breeze."
+    assert chunk_whole(text, first_min_words=2, first_max_words=4) == [
+        "Sure!",
+        "The weather in Paris today is mild,",
+        "around 18 degrees,",
+        "with a light breeze.",
     ]
 
 
@@ -95,6 +121,40 @@ def test_never_cuts_inside_numbers_abbreviations_times_or_urls(sentence: str, to
         assert any(token in chunk for chunk in chunks), chunks
         assert " ".join(chunks) == text
         assert chunks[-1] == "And that is all."
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Say hi to Mr. Smith for me today.", "Say hi to Mr. Smith"),
+        ("We meet at 9 a.m. on Monday.", "We meet at 9 a.m. on"),
+        ("It costs about $3.50 per pound.", "It costs about $3.50 per"),
+        ("Come by at 10:30 p.m. tonight.", "Come by at 10:30 p.m. tonight."),
+        ("Run there in 5 km or less.", "Run there in 5 km"),
+        ("Signed by J. R. Smith himself.", "Signed by J. R. Smith"),
+        # The cut moves at most a few words past the limit.
+        ("Ask Dr. Dr. Dr. Dr. Dr. Dr. Dr. Who now.", "Ask Dr. Dr. Dr. Dr. Dr. Dr."),
+    ],
+)
+def test_the_word_limit_never_splits_a_title_or_a_number_from_what_follows(
+    text: str, first: str
+) -> None:
+    chunks = chunk_whole(text, first_min_words=2, first_max_words=4)
+    assert chunks[0] == first
+    assert " ".join(chunks) == text
+    assert chunk_pieces(list(text), first_min_words=2, first_max_words=4) == chunks
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Say hi to the U.S.A. team for me.",
+        "The U.K. is lovely in spring.",
+        "He is a.k.a. the boss around here.",
+    ],
+)
+def test_a_dotted_abbreviation_does_not_end_a_sentence(text: str) -> None:
+    assert chunk_whole("Sure. " + text, first_max_words=20) == ["Sure.", text]
 
 
 def test_a_sentence_end_is_cut_only_once_the_following_whitespace_arrives() -> None:
@@ -169,6 +229,7 @@ def test_streaming_matches_whole_on_generated_text() -> None:
     vocab = [
         "word", "3.5", "Mr.", "e.g.", "10:30", "example.com/a.b", "hi,", "so;", "yes.", "no!",
         "why?", "\n", "J.", "ok:", "etc.", '"quoted."', "(paren.)", "the", "cat", "\u2014", "x...",
+        "9", "a.m.", "$3.50", "U.S.A.", "Dr.", "5", "km",
     ]  # fmt: skip
     rng = random.Random(7)
     for _ in range(300):
