@@ -88,6 +88,12 @@ bench-baseline: install ## Run the benchmark and save it as the baseline to comp
 waterfall: $(INSTALLED) ## Print a turn's waterfall from Jaeger (TRACE=id JAEGER=http://localhost:16686)
 	@$(PY) -m voice.waterfall $(TRACE) --jaeger $(or $(JAEGER),http://localhost:16686)
 
+load: install ## Load test with Locust: N sessions of real speech (USERS=1,2,4,8 STEP_S=60)
+	@$(PY) -m loadtest.run load --corpus $(CORPUS) --users $(or $(USERS),1,2,4,8) --step-s $(or $(STEP_S),60)
+
+soak: install ## Soak test: sessions held for SOAK_S seconds, memory sampled (SOAK_S=300)
+	@$(PY) -m loadtest.run soak --corpus $(CORPUS) --soak-s $(or $(SOAK_S),300)
+
 token: $(INSTALLED) ## Print a signed client token (needs GATEWAY_TOKEN_SECRET; TTL=seconds)
 	@$(PY) -m gateway.auth --ttl $(TTL)
 
@@ -131,3 +137,7 @@ down: ## Stop and remove the compose containers
 .PHONY: bench-llm
 bench-llm: install ## Embedded model, 10-turn conversation: first token, tokens/s, cache, cancel->free
 	@$(PY) -m bench.llm_turns
+
+.PHONY: bench-tts
+bench-tts: install ## Embedded voice, replies streamed at 30 tokens/s: first audio, RTF, cancel
+	@$(PY) -m bench.tts_latency

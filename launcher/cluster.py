@@ -194,6 +194,10 @@ class Cluster:
             for p in self._processes
         )
 
+    def pids(self) -> dict[str, int]:
+        """Each running process's pid (for memory figures in load tests)."""
+        return {p.name: p.proc.pid for p in self._processes if p.proc.returncode is None}
+
     def dead(self) -> list[str]:
         return [p.name for p in self._processes if p.proc.returncode is not None]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.tts.instant import InstantEngine
-from services.tts.piper import PiperEngine
+from services.tts.cache import AudioCache
+from services.tts.chain import EngineChain
+from services.tts.engine import SpeechEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
 from voice.errors import SettingsError
 from voice.models import ModelUnavailableError
@@ -16,25 +17,42 @@ from voice.telemetry import setup_logging, setup_tracing
 from voice.v1 import tts_pb2, tts_pb2_grpc
 
 
+async def load_engine(name: str, settings: TtsSettings) -> SpeechEngine:
+    """One engine by its TTS_ENGINES name, loaded and warmed up off the event loop."""
+    if name == "edge":
+        from services.tts.edge import EdgeEngine
+
+        return EdgeEngine(settings.edge_voice, settings.edge_url, settings.edge_timeout_ms / 1000)
+    if name == "instant":
+        from services.tts.instant import InstantEngine
+
+        return InstantEngine()
+    from services.tts.piper import PiperEngine
+
+    piper = await asyncio.to_thread(PiperEngine, settings.threads)
+    await asyncio.to_thread(piper.warm_up)
+    return piper
+
+
+def build_chain(engines: list[SpeechEngine], settings: TtsSettings) -> EngineChain:
+    budget = int(settings.cache_mb * 1024 * 1024)
+    return EngineChain(engines, AudioCache(budget) if budget else None)
+
+
 async def main() -> None:
     settings = TtsSettings.from_env()
     setup_logging(settings.common.log_level)
     provider = setup_tracing("tts")
-    engine: PiperEngine | InstantEngine
-    if settings.engines[0] == "instant":
-        engine = InstantEngine()
-    else:
-        engine = await asyncio.to_thread(PiperEngine, settings.threads)
-        await asyncio.to_thread(engine.warm_up)
+    engines = [await load_engine(name, settings) for name in settings.engines]
     servicer = TextToSpeechServicer(
-        engine,
+        build_chain(engines, settings),
         ChunkingConfig(
             settings.first_chunk_min_words, settings.first_chunk_max_words, settings.frame_ms
         ),
     )
 
     async def on_stop() -> None:
-        servicer.shutdown()
+        await servicer.aclose()
         if provider is not None:
             provider.shutdown()
 

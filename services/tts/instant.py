@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 
 import numpy as np
 
@@ -20,5 +20,17 @@ class InstantEngine:
     def synthesize(self, text: str) -> Iterator[bytes]:
         yield self._tone
 
+    async def stream(self, text: str, voice: str = "") -> AsyncGenerator[bytes, None]:
+        yield self._tone
+
+    def prepare(self) -> None:
+        pass
+
+    def available(self) -> bool:
+        return True
+
     def warm_up(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
         pass

@@ -1,8 +1,9 @@
 """The gRPC face of the tts service: one Synthesize stream per session, one task per turn.
 
-Text deltas of a turn are chunked as they arrive; each chunk is synthesised on a worker thread
-and its audio is resampled to the session's rate and sent in fixed frames straight away, so
-the next chunk is being synthesised while the client plays the current one.
+The servicer only translates: requests into per-turn text queues and tasks (``speaker.py``
+does the speaking), the turn's events into protocol messages. A cancelled turn sends nothing
+more: its task is cancelled (which stops the engine at once) and any of its audio still waiting
+to go out is dropped, so the next message for that turn is its ``AudioEnd(cancelled)``.
 """
 
 from __future__ import annotations
@@ -11,45 +12,68 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
 
-from services.tts.chunking import SpeakableChunker
+from services.tts.chain import EngineChain
 from services.tts.engine import SpeechEngine
-from services.tts.normalize import normalize_for_speech
-from voice.audio import FrameBuffer, Resampler
+from services.tts.speaker import ChunkingConfig, TurnSpeaker
 from voice.telemetry import context_from_message
 from voice.v1 import audio_pb2, tts_pb2, tts_pb2_grpc
+
+__all__ = ["ChunkingConfig", "TextToSpeechServicer"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.tts")
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
-_FLUSH = None
+
+Outbox = asyncio.Queue[tts_pb2.SynthesizeResponse | None]
 
 
-@dataclass(frozen=True)
-class ChunkingConfig:
-    first_min_words: int
-    first_max_words: int
-    frame_ms: int
+@dataclass
+class _Output:
+    """A turn's events as protocol messages on the stream's outbox."""
+
+    turn_id: str
+    rate: int
+    outbox: Outbox
+    started: bool = False
+    ended: bool = False
+
+    def start(self, engine: str) -> None:
+        self.started = True
+        start = tts_pb2.AudioStart(turn_id=self.turn_id, sample_rate=self.rate, engine=engine)
+        self.outbox.put_nowait(tts_pb2.SynthesizeResponse(start=start))
+
+    def audio(self, pcm: bytes, text: str) -> None:
+        chunk = audio_pb2.AudioChunk(pcm=pcm, sample_rate=self.rate)
+        audio = tts_pb2.SynthesizedAudio(turn_id=self.turn_id, audio=chunk, text=text)
+        self.outbox.put_nowait(tts_pb2.SynthesizeResponse(audio=audio))
+
+    def end(self, *, cancelled: bool = False, error: str = "") -> None:
+        self.ended = True
+        end = tts_pb2.AudioEnd(turn_id=self.turn_id, cancelled=cancelled, error=error)
+        self.outbox.put_nowait(tts_pb2.SynthesizeResponse(end=end))
 
 
 @dataclass
 class _Turn:
-    turn_id: str
+    output: _Output
     text: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
+    @property
+    def turn_id(self) -> str:
+        return self.output.turn_id
+
 
 class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
-    def __init__(self, engine: SpeechEngine, config: ChunkingConfig, workers: int = 2) -> None:
-        self._engine = engine
+    def __init__(self, engines: EngineChain | SpeechEngine, config: ChunkingConfig) -> None:
+        self._chain = engines if isinstance(engines, EngineChain) else EngineChain([engines])
         self._config = config
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="synth")
         self.active_streams = 0
 
     async def Synthesize(  # noqa: N802 - gRPC method name
@@ -64,19 +88,25 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
             )
-        rate = first.config.sample_rate or self._engine.sample_rate
+        config = first.config
+        rate = config.sample_rate or self._chain.engines[0].sample_rate
         if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
             )
-        out: asyncio.Queue[tts_pb2.SynthesizeResponse | None] = asyncio.Queue()
+        outbox: Outbox = asyncio.Queue()
         errors: list[str] = []
-        reader = asyncio.create_task(self._read(request_iterator, rate, out, errors))
+        cancelled: set[str] = set()
+        reader = asyncio.create_task(
+            self._read(request_iterator, rate, config.voice, outbox, errors, cancelled)
+        )
         self.active_streams += 1
-        log.info("stream opened (session %s, %d Hz)", first.config.session_id, rate)
+        log.info("stream opened (session %s, %d Hz)", config.session_id, rate)
         try:
-            while (response := await out.get()) is not None:
+            while (response := await outbox.get()) is not None:
+                if response.HasField("audio") and response.audio.turn_id in cancelled:
+                    continue  # queued before the cancel: never sent
                 yield response
             if errors:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])
@@ -85,14 +115,16 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             self.active_streams -= 1
-            log.info("stream closed (session %s)", first.config.session_id)
+            log.info("stream closed (session %s)", config.session_id)
 
     async def _read(
         self,
         requests: AsyncIterator[tts_pb2.SynthesizeRequest],
         rate: int,
-        out: asyncio.Queue[tts_pb2.SynthesizeResponse | None],
+        voice: str,
+        outbox: Outbox,
         errors: list[str],
+        cancelled: set[str],
     ) -> None:
         turns: dict[str, _Turn] = {}
         try:
@@ -101,22 +133,23 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 if kind == "text":
                     turn = turns.get(request.text.turn_id)
                     if turn is None:
-                        turn = _Turn(request.text.turn_id)
+                        turn = _Turn(_Output(request.text.turn_id, rate, outbox))
                         turns[turn.turn_id] = turn
                         turn.task = asyncio.create_task(
-                            self._speak(turn, request.text.trace_context, rate, out)
+                            self._speak(turn, request.text.trace_context, rate, voice)
                         )
                         turn.task.add_done_callback(_forget(turns, turn.turn_id))
                     turn.text.put_nowait(request.text.text)
                 elif kind == "flush":
                     turn = turns.get(request.flush.turn_id)
                     if turn is not None:
-                        turn.text.put_nowait(_FLUSH)
+                        turn.text.put_nowait(None)
                     else:
-                        out.put_nowait(_end(request.flush.turn_id))
+                        _Output(request.flush.turn_id, rate, outbox).end()
                 elif kind == "cancel":
                     turn = turns.get(request.cancel.turn_id)
                     if turn is not None and turn.task is not None:
+                        cancelled.add(turn.turn_id)
                         turn.task.cancel()
                 else:
                     errors.append(f"unexpected message '{kind}' after the config")
@@ -127,92 +160,42 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
             for turn in list(turns.values()):
                 if turn.task is not None:
                     turn.task.cancel()
-            out.put_nowait(None)
+            outbox.put_nowait(None)
 
     async def _speak(
         self,
         turn: _Turn,
         trace_context: audio_pb2.TraceContext,
         rate: int,
-        out: asyncio.Queue[tts_pb2.SynthesizeResponse | None],
+        voice: str,
     ) -> None:
-        chunker = SpeakableChunker(self._config.first_min_words, self._config.first_max_words)
-        resampler = Resampler(self._engine.sample_rate, rate)
-        framer = FrameBuffer(rate, self._config.frame_ms)
+        speaker = TurnSpeaker(
+            self._chain,
+            self._config,
+            sample_rate=rate,
+            voice=voice,
+            output=turn.output,
+        )
         parent = context_from_message(trace_context)
         with tracer.start_as_current_span("tts.synthesize", context=parent) as span:
             span.set_attribute("voice.turn_id", turn.turn_id)
-            span.set_attribute("tts.engine", self._engine.name)
-            span.add_event("tts_start")
-            out.put_nowait(
-                tts_pb2.SynthesizeResponse(
-                    start=tts_pb2.AudioStart(
-                        turn_id=turn.turn_id, sample_rate=rate, engine=self._engine.name
-                    )
-                )
-            )
-            first_audio = True
-            try:
-                while True:
-                    delta = await turn.text.get()
-                    chunks = chunker.push(delta) if delta is not _FLUSH else chunker.flush()
-                    for chunk in chunks:
-                        text = normalize_for_speech(chunk)
-                        if not text:
-                            continue
-                        pcm = await self._synthesize(text)
-                        frames = framer.push(resampler.process(pcm))
-                        if first_audio and frames:
-                            span.add_event("first_audio")
-                            first_audio = False
-                        for index, frame in enumerate(frames):
-                            out.put_nowait(
-                                _audio(turn.turn_id, frame, rate, text if index == 0 else "")
-                            )
-                    if delta is _FLUSH:
-                        break
-                tail = [*framer.push(resampler.process(b"", last=True)), framer.drain()]
-                for frame in tail:
-                    if frame:
-                        out.put_nowait(_audio(turn.turn_id, frame, rate, ""))
-                out.put_nowait(_end(turn.turn_id))
-            except asyncio.CancelledError:
-                span.add_event("interrupted")
-                out.put_nowait(_end(turn.turn_id, cancelled=True))
-                raise
-            except Exception as error:
-                log.exception("turn %s: synthesis failed", turn.turn_id)
-                span.record_exception(error)
-                out.put_nowait(_end(turn.turn_id, error=str(error)))
+            await speaker.run(turn.text, span)
 
-    async def _synthesize(self, text: str) -> bytes:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: b"".join(self._engine.synthesize(text))
-        )
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self) -> None:
+        await self._chain.aclose()
 
 
 def _forget(turns: dict[str, _Turn], turn_id: str) -> Callable[[object], None]:
-    """A done-callback that drops a finished turn from the stream's table."""
+    """A done-callback that drops a finished turn from the stream's table.
+
+    A turn cancelled before its task ever ran has said nothing yet: it still gets its end.
+    """
 
     def forget(_task: object) -> None:
-        turns.pop(turn_id, None)
+        turn = turns.pop(turn_id, None)
+        if turn is not None and not turn.output.ended:
+            if not turn.output.started:
+                turn.output.start("")
+            turn.output.end(cancelled=True)
 
     return forget
-
-
-def _audio(turn_id: str, pcm: bytes, rate: int, text: str) -> tts_pb2.SynthesizeResponse:
-    return tts_pb2.SynthesizeResponse(
-        audio=tts_pb2.SynthesizedAudio(
-            turn_id=turn_id, audio=audio_pb2.AudioChunk(pcm=pcm, sample_rate=rate), text=text
-        )
-    )
-
-
-def _end(turn_id: str, *, cancelled: bool = False, error: str = "") -> tts_pb2.SynthesizeResponse:
-    return tts_pb2.SynthesizeResponse(
-        end=tts_pb2.AudioEnd(turn_id=turn_id, cancelled=cancelled, error=error)
-    )

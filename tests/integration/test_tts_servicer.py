@@ -1,118 +1,255 @@
-"""The tts servicer over real gRPC with a fake engine: framing, resampling, cancel, bad input."""
+"""The tts servicer over real gRPC, fake engines: framing, resampling, fallback, cache, cancel."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import grpc
 import numpy as np
 import pytest
 
+from services.tts.cache import AudioCache
+from services.tts.chain import EngineChain
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
 from tests.integration.conftest import serving
+from voice.errors import EngineError
 from voice.v1 import tts_pb2, tts_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
 ENGINE_RATE = 22050
+PIECE_S = 0.05
 
 
 class ToneEngine:
-    """A 440 Hz tone, 50 ms per character, so audio length follows the text; records its input."""
+    """A 440 Hz tone, 50 ms per character in 50 ms pieces, so audio length follows the text.
 
-    name = "tone"
+    Records its input, can wait between pieces, fail before its first piece, and tells when a
+    stream was closed before it finished (the turn stopped it).
+    """
+
     sample_rate = ENGINE_RATE
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, name: str = "tone", delay_s: float = 0.0) -> None:
+        self.name = name
         self.texts: list[str] = []
         self.delay_s = delay_s
-        self.calls = threading.Semaphore(0)
+        self.fail = False
+        self.stopped = asyncio.Event()
+        self.finished = 0
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
+    def available(self) -> bool:
+        return True
+
+    def prepare(self) -> None:
+        pass
+
+    async def stream(self, text: str, voice: str = "") -> AsyncGenerator[bytes, None]:
         self.texts.append(text)
-        self.calls.release()
-        threading.Event().wait(self.delay_s)
-        samples = int(ENGINE_RATE * 0.05 * len(text))
+        if self.fail:
+            raise EngineError(f"{self.name} is unreachable")
+        samples = int(ENGINE_RATE * PIECE_S)
         t = np.arange(samples) / ENGINE_RATE
-        yield (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes()
+        piece = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes()
+        done = False
+        try:
+            for _ in range(len(text)):
+                await asyncio.sleep(self.delay_s)
+                yield piece
+            done = True
+            self.finished += 1
+        finally:
+            if not done:
+                self.stopped.set()
+
+    async def aclose(self) -> None:
+        pass
 
 
-def _register(engine: ToneEngine) -> object:
-    servicer = TextToSpeechServicer(engine, ChunkingConfig(3, 8, 20))
+Register = Callable[[grpc.aio.Server], None]
+
+
+def _register(*engines: ToneEngine, cache: AudioCache | None = None) -> Register:
+    servicer = TextToSpeechServicer(EngineChain(list(engines), cache), ChunkingConfig(3, 8, 20))
     return lambda server: tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
 
 
-def _stream(
-    channel: grpc.aio.Channel, rate: int, requests: list[tts_pb2.SynthesizeRequest]
-) -> grpc.aio.StreamStreamCall:
-    queue: asyncio.Queue[tts_pb2.SynthesizeRequest | None] = asyncio.Queue()
-    for request in requests:
-        queue.put_nowait(request)
+class Stream:
+    """One Synthesize call whose requests the test feeds as it goes."""
 
-    async def generate() -> AsyncIterator[tts_pb2.SynthesizeRequest]:
-        yield tts_pb2.SynthesizeRequest(
-            config=tts_pb2.SynthesizeConfig(session_id="t", sample_rate=rate)
+    def __init__(self, channel: grpc.aio.Channel, rate: int) -> None:
+        self.queue: asyncio.Queue[tts_pb2.SynthesizeRequest | None] = asyncio.Queue()
+
+        async def generate() -> AsyncIterator[tts_pb2.SynthesizeRequest]:
+            config = tts_pb2.SynthesizeConfig(session_id="t", sample_rate=rate)
+            yield tts_pb2.SynthesizeRequest(config=config)
+            while (request := await self.queue.get()) is not None:
+                yield request
+
+        self.call = tts_pb2_grpc.TextToSpeechServiceStub(channel).Synthesize(generate())
+
+    def text(self, turn_id: str, text: str) -> None:
+        self.queue.put_nowait(
+            tts_pb2.SynthesizeRequest(text=tts_pb2.TextInput(turn_id=turn_id, text=text))
         )
-        while (request := await queue.get()) is not None:
-            yield request
 
-    call = tts_pb2_grpc.TextToSpeechServiceStub(channel).Synthesize(generate())
-    call.queue = queue  # type: ignore[attr-defined]
-    return call
+    def flush(self, turn_id: str) -> None:
+        self.queue.put_nowait(tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=turn_id)))
+
+    def cancel(self, turn_id: str) -> None:
+        self.queue.put_nowait(
+            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id=turn_id))
+        )
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def read(self) -> tts_pb2.SynthesizeResponse:
+        response = await self.call.read()
+        assert isinstance(response, tts_pb2.SynthesizeResponse)
+        return response
+
+    async def rest(self) -> list[tts_pb2.SynthesizeResponse]:
+        items = []
+        while (item := await self.call.read()) is not grpc.aio.EOF:
+            items.append(item)
+        return items
+
+    async def until_end(self, turn_id: str) -> list[tts_pb2.SynthesizeResponse]:
+        events = []
+        while True:
+            event = await self.read()
+            events.append(event)
+            if event.HasField("end") and event.end.turn_id == turn_id:
+                return events
 
 
-def _text(turn_id: str, text: str) -> tts_pb2.SynthesizeRequest:
-    return tts_pb2.SynthesizeRequest(text=tts_pb2.TextInput(turn_id=turn_id, text=text))
+async def speak_turn(stream: Stream, turn_id: str, text: str) -> list[tts_pb2.SynthesizeResponse]:
+    for word in text.split(" "):
+        stream.text(turn_id, word + " ")
+    stream.flush(turn_id)
+    return await stream.until_end(turn_id)
 
 
-def _flush(turn_id: str) -> tts_pb2.SynthesizeRequest:
-    return tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=turn_id))
+def pcm_of(events: list[tts_pb2.SynthesizeResponse]) -> list[bytes]:
+    return [event.audio.audio.pcm for event in events if event.HasField("audio")]
 
 
-async def test_turn_audio_comes_framed_resampled_and_chunked() -> None:
+@pytest.mark.parametrize("rate", [8000, 16000, 24000, 44100, 48000])
+async def test_turn_audio_comes_framed_resampled_and_chunked(rate: int) -> None:
     engine = ToneEngine()
     text = "Sure thing, here it is. The **weather** is mild today."
-    deltas = [_text("a", word + " ") for word in text.split(" ")]
-    async with serving(_register(engine)) as channel:  # type: ignore[arg-type]
-        call = _stream(channel, 24000, [*deltas, _flush("a"), None])  # type: ignore[list-item]
-        events = [response async for response in call]
+    async with serving(_register(engine)) as channel:
+        stream = Stream(channel, rate)
+        events = await speak_turn(stream, "a", text)
+        stream.close()
     kinds = [event.WhichOneof("event") for event in events]
-    assert kinds[0] == "start" and kinds[-1] == "end"
-    assert events[0].start.sample_rate == 24000 and events[0].start.engine == "tone"
-    frames = [event.audio.audio.pcm for event in events if event.HasField("audio")]
-    assert all(len(frame) == 960 for frame in frames[:-1])  # 20 ms at 24 kHz
-    assert not events[-1].end.cancelled
+    assert kinds[0] == "start" and kinds[1] == "audio" and kinds[-1] == "end"
+    assert events[0].start.sample_rate == rate and events[0].start.engine == "tone"
+    frames = pcm_of(events)
+    assert all(len(frame) == rate // 50 * 2 for frame in frames[:-1])  # 20 ms frames
+    assert 0 < len(frames[-1]) <= rate // 50 * 2
+    assert not events[-1].end.cancelled and not events[-1].end.error
     assert engine.texts == ["Sure thing, here it is.", "The weather is mild today."]
-    total_s = sum(len(frame) for frame in frames) / 2 / 24000
-    expected_s = sum(0.05 * len(t) for t in engine.texts)
-    assert abs(total_s - expected_s) < 0.05
+    labels = [event.audio.text for event in events if event.HasField("audio") and event.audio.text]
+    assert labels == engine.texts
+    total_s = sum(len(frame) for frame in frames) / 2 / rate
+    expected_s = sum(PIECE_S * len(t) for t in engine.texts)
+    assert abs(total_s - expected_s) < 0.02
 
 
-async def test_cancel_ends_the_turn_and_sends_no_more_audio() -> None:
-    engine = ToneEngine(delay_s=0.3)
-    async with serving(_register(engine)) as channel:  # type: ignore[arg-type]
-        call = _stream(channel, 16000, [_text("b", "One sentence here. Another one follows. ")])
-        first = await call.read()
-        assert first.WhichOneof("event") == "start"
-        call.queue.put_nowait(
-            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id="b"))
-        )  # type: ignore[attr-defined]
-        response = await call.read()
-        call.queue.put_nowait(None)  # type: ignore[attr-defined]
-        rest = []
-        while (item := await call.read()) is not grpc.aio.EOF:
-            rest.append(item)
-    assert response.WhichOneof("event") == "end" and response.end.cancelled
-    assert not [r for r in rest if r.HasField("audio")]
+async def test_a_failing_first_engine_falls_back_before_any_audio() -> None:
+    edge, piper = ToneEngine("edge"), ToneEngine("piper")
+    edge.fail = True
+    async with serving(_register(edge, piper)) as channel:
+        stream = Stream(channel, 16000)
+        events = await speak_turn(stream, "a", "Hello there, my friend. How are you?")
+        stream.close()
+    assert events[0].start.engine == "piper"
+    assert pcm_of(events) and not events[-1].end.error
+    assert edge.texts == ["Hello there, my friend."]
+    assert piper.texts == ["Hello there, my friend.", "How are you?"]
+
+
+async def test_when_no_engine_works_the_turn_ends_with_an_error() -> None:
+    edge, piper = ToneEngine("edge"), ToneEngine("piper")
+    edge.fail = piper.fail = True
+    async with serving(_register(edge, piper)) as channel:
+        stream = Stream(channel, 16000)
+        events = await speak_turn(stream, "a", "Hello there.")
+        stream.close()
+    assert [event.WhichOneof("event") for event in events] == ["start", "end"]
+    assert "edge is unreachable" in events[-1].end.error
+    assert "piper is unreachable" in events[-1].end.error
+
+
+async def test_a_recurring_phrase_is_synthesised_once() -> None:
+    engine = ToneEngine()
+    async with serving(_register(engine, cache=AudioCache(1 << 20))) as channel:
+        stream = Stream(channel, 24000)
+        first = await speak_turn(stream, "a", "One moment.")
+        again = await speak_turn(stream, "b", "One moment.")
+        stream.close()
+    assert engine.texts == ["One moment."]
+    assert b"".join(pcm_of(first)) == b"".join(pcm_of(again))
+
+
+async def test_cancel_stops_the_engine_and_sends_nothing_more() -> None:
+    engine = ToneEngine(delay_s=0.05)
+    async with serving(_register(engine)) as channel:
+        stream = Stream(channel, 16000)
+        stream.text("b", "One sentence here. Another one follows. ")
+        start = await stream.read()
+        first_audio = await stream.read()
+        stream.cancel("b")
+        rest = await stream.until_end("b")
+        await asyncio.wait_for(engine.stopped.wait(), 5)
+        stream.close()
+        tail = await stream.rest()
+    assert start.WhichOneof("event") == "start" and first_audio.HasField("audio")
+    assert rest[-1].end.cancelled
+    assert engine.finished == 0
+    assert not [item for item in tail if item.HasField("audio")]
+
+
+async def test_a_turn_cancelled_before_its_text_is_spoken_still_ends() -> None:
+    engine = ToneEngine(delay_s=0.05)
+    async with serving(_register(engine)) as channel:
+        stream = Stream(channel, 16000)
+        stream.text("c", "Hello")
+        stream.cancel("c")
+        events = await stream.until_end("c")
+        stream.close()
+    assert [event.WhichOneof("event") for event in events] == ["start", "end"]
+    assert events[-1].end.cancelled
+
+
+async def test_two_turns_on_one_stream_keep_their_audio_apart() -> None:
+    engine = ToneEngine()
+    async with serving(_register(engine)) as channel:
+        stream = Stream(channel, 16000)
+        a = await speak_turn(stream, "a", "First turn.")
+        b = await speak_turn(stream, "b", "Second one.")
+        stream.close()
+    assert {e.audio.turn_id for e in a if e.HasField("audio")} == {"a"}
+    assert {e.audio.turn_id for e in b if e.HasField("audio")} == {"b"}
+
+
+async def test_a_flush_for_an_unknown_turn_ends_it_at_once() -> None:
+    async with serving(_register(ToneEngine())) as channel:
+        stream = Stream(channel, 16000)
+        stream.flush("nothing")
+        event = await stream.read()
+        stream.close()
+    assert event.HasField("end") and event.end.turn_id == "nothing"
 
 
 async def test_a_sample_rate_out_of_range_is_refused() -> None:
-    async with serving(_register(ToneEngine())) as channel:  # type: ignore[arg-type]
-        call = _stream(channel, 1000, [None])  # type: ignore[list-item]
+    async with serving(_register(ToneEngine())) as channel:
+        stream = Stream(channel, 1000)
+        stream.close()
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            async for _ in call:
-                pass
+            await stream.rest()
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "sample_rate" in (raised.value.details() or "")

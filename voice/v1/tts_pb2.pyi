@@ -60,9 +60,11 @@ class SynthesizeConfig(_message.Message):
     VOICE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     sample_rate: _builtins.int
-    """Sample rate the client wants the audio in."""
+    """Sample rate the client wants the audio in (8000 to 48000); 0 for the engine's own rate."""
     voice: _builtins.str
-    """Engine-specific voice name; empty for the default."""
+    """Engine-specific voice name (an Edge voice such as "en-GB-SoniaNeural"); empty for the
+    default. Engines with one voice (the embedded Piper voice) ignore it.
+    """
     def __init__(
         self,
         *,
@@ -107,7 +109,9 @@ Global___TextInput: _TypeAlias = TextInput  # noqa: Y015
 
 @_typing.final
 class FlushTurn(_message.Message):
-    """No more text will come for the turn: speak what is left."""
+    """No more text will come for the turn: speak what is left.
+    The turn then ends with an AudioEnd (also for a flush of a turn that never had text).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -128,6 +132,10 @@ Global___FlushTurn: _TypeAlias = FlushTurn  # noqa: Y015
 
 @_typing.final
 class CancelSynthesis(_message.Message):
+    """Stop the turn now: synthesis stops, no more of its audio is sent, and its AudioEnd says
+    cancelled.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TURN_ID_FIELD_NUMBER: _builtins.int
@@ -177,6 +185,11 @@ Global___SynthesizeResponse: _TypeAlias = SynthesizeResponse  # noqa: Y015
 
 @_typing.final
 class AudioStart(_message.Message):
+    """Sent once per turn, just before its first audio frame, when the engine that speaks the turn
+    is known (engines are tried in order and a turn keeps one voice). A turn with no audio gets
+    its AudioStart just before its AudioEnd.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TURN_ID_FIELD_NUMBER: _builtins.int
@@ -184,7 +197,9 @@ class AudioStart(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     sample_rate: _builtins.int
+    """The rate of every audio frame of the turn: the rate the config asked for."""
     engine: _builtins.str
+    """The engine speaking the turn: "edge", "piper" or "instant"."""
     def __init__(
         self,
         *,
@@ -202,6 +217,10 @@ Global___AudioStart: _TypeAlias = AudioStart  # noqa: Y015
 
 @_typing.final
 class SynthesizedAudio(_message.Message):
+    """One frame of PCM16 mono audio (TTS_FRAME_MS long, 20 to 40 ms; a turn's last frame may be
+    shorter), sent as soon as it is synthesised: faster than real time.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TURN_ID_FIELD_NUMBER: _builtins.int

@@ -1,0 +1,1 @@
+"""Load and soak tests: many sessions streaming real speech at once, with Locust."""
