@@ -21,7 +21,6 @@ from urllib.parse import parse_qs
 
 import aiohttp
 import av
-import grpc
 import numpy as np
 import pytest
 from aiohttp import web
@@ -33,9 +32,10 @@ from services.tts.edge import EdgeEngine
 from services.tts.piper import PiperEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
 from tests.integration.conftest import serving
+from tests.integration.test_tts_servicer import Stream, pcm_of, speak_turn
 from voice.errors import EngineError
 from voice.settings import TtsSettings
-from voice.v1 import tts_pb2, tts_pb2_grpc
+from voice.v1 import tts_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -303,62 +303,20 @@ def _register(chain: EngineChain) -> object:
     return lambda server: tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(servicer, server)
 
 
-class Turns:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.queue: asyncio.Queue[tts_pb2.SynthesizeRequest | None] = asyncio.Queue()
-
-        async def generate() -> AsyncIterator[tts_pb2.SynthesizeRequest]:
-            config = tts_pb2.SynthesizeConfig(session_id="edge", sample_rate=RATE)
-            yield tts_pb2.SynthesizeRequest(config=config)
-            while (request := await self.queue.get()) is not None:
-                yield request
-
-        self.call = tts_pb2_grpc.TextToSpeechServiceStub(channel).Synthesize(generate())
-
-    def say(self, turn_id: str, text: str, *, flush: bool = True) -> None:
-        for word in text.split(" "):
-            text_input = tts_pb2.TextInput(turn_id=turn_id, text=word + " ")
-            self.queue.put_nowait(tts_pb2.SynthesizeRequest(text=text_input))
-        if flush:
-            self.queue.put_nowait(
-                tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=turn_id))
-            )
-
-    async def read(self) -> tts_pb2.SynthesizeResponse:
-        response = await asyncio.wait_for(self.call.read(), 30)
-        assert isinstance(response, tts_pb2.SynthesizeResponse)
-        return response
-
-    async def until_end(self) -> list[tts_pb2.SynthesizeResponse]:
-        events = [await self.read()]
-        while not events[-1].HasField("end"):
-            events.append(await self.read())
-        return events
-
-    async def close(self) -> list[tts_pb2.SynthesizeResponse]:
-        self.queue.put_nowait(None)
-        rest = []
-        while (item := await self.call.read()) is not grpc.aio.EOF:
-            rest.append(item)
-        return rest
-
-
 @pytest.mark.parametrize("mode", ["close_before_audio", "end_without_audio", "reject"])
 async def test_the_service_failing_before_audio_falls_back_to_piper(
     service: FakeEdgeService, edge: EdgeEngine, piper: PiperEngine, mode: str
 ) -> None:
     service.mode = mode
     async with serving(_register(EngineChain([edge, piper]))) as channel:  # type: ignore[arg-type]
-        turns = Turns(channel)
-        turns.say("t1", "Hello there, how are you today?")
-        first = await turns.until_end()
+        stream = Stream(channel, RATE)
+        first = await speak_turn(stream, "t1", "Hello there, how are you today?")
         contacted = len(service.connections)
-        turns.say("t2", "Still here.")
-        second = await turns.until_end()
-        await turns.close()
+        second = await speak_turn(stream, "t2", "Still here.")
+        stream.close()
     for events in (first, second):
         assert events[0].start.engine == "piper" and events[0].start.sample_rate == RATE
-        assert [e for e in events if e.HasField("audio")]
+        assert pcm_of(events)
         assert not events[-1].end.error and not events[-1].end.cancelled
     # The second turn went straight to Piper: Edge is cooling down after its failure.
     assert len(service.connections) == contacted
@@ -368,12 +326,11 @@ async def test_edge_speaks_the_turn_when_the_service_works(
     service: FakeEdgeService, edge: EdgeEngine, piper: PiperEngine
 ) -> None:
     async with serving(_register(EngineChain([edge, piper]))) as channel:  # type: ignore[arg-type]
-        turns = Turns(channel)
-        turns.say("t1", "Hello there, how are you today?")
-        events = await turns.until_end()
-        await turns.close()
+        stream = Stream(channel, RATE)
+        events = await speak_turn(stream, "t1", "Hello there, how are you today?")
+        stream.close()
     assert events[0].start.engine == "edge"
-    frames = [e.audio.audio.pcm for e in events if e.HasField("audio")]
+    frames = pcm_of(events)
     assert all(len(frame) == RATE // 50 * 2 for frame in frames[:-1])
     # Two chunks ("Hello there," and the rest), each a second of tone.
     assert 2 * TONE_S <= sum(map(len, frames)) / 2 / RATE <= 2 * TONE_S + 0.2
@@ -386,16 +343,15 @@ async def test_cancelling_mid_stream_closes_the_connection_and_sends_nothing_mor
     service.piece_bytes = 300  # 50 ms of MP3 per message...
     service.piece_delay_s = 0.05  # ...in real time
     async with serving(_register(EngineChain([edge, piper]))) as channel:  # type: ignore[arg-type]
-        turns = Turns(channel)
-        turns.say("t1", "Hello there, how are you today?", flush=False)
-        start = await turns.read()
-        audio = await turns.read()
-        turns.queue.put_nowait(
-            tts_pb2.SynthesizeRequest(cancel=tts_pb2.CancelSynthesis(turn_id="t1"))
-        )
-        events = await turns.until_end()
+        stream = Stream(channel, RATE)
+        stream.text("t1", "Hello there, how are you today?")
+        start = await stream.read()
+        audio = await stream.read()
+        stream.cancel("t1")
+        events = await stream.until_end("t1")
         await asyncio.wait_for(service.closed.wait(), 5)
-        rest = await turns.close()
+        stream.close()
+        rest = await stream.rest()
     assert start.start.engine == "edge" and audio.HasField("audio")
     assert events[-1].end.cancelled
     assert not [e for e in rest if e.HasField("audio")]
