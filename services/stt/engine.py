@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,10 +63,35 @@ class ResetInput:
 StreamInput = AudioInput | FlushInput | ResetInput
 
 
-class Decoder(Protocol):
-    """Turns a whole utterance into text. Blocking: call it from a worker thread."""
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of decoded text with its place in the decoded audio, in seconds."""
 
-    def decode(self, samples: np.ndarray) -> str: ...
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What one decode of some audio gave: its text and, where the engine knows them, segments."""
+
+    text: str
+    segments: tuple[Segment, ...] = ()
+
+
+class DecodeCancelledError(Exception):
+    """The decode was given up because its result was no longer wanted."""
+
+
+class Decoder(Protocol):
+    """Turns audio into text. Blocking: call it from a worker thread.
+
+    ``cancel``, when given and set, asks the decoder to give up early (raising
+    :class:`DecodeCancelledError`) at the next point where it can; a decoder may ignore it.
+    """
+
+    def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding: ...
 
 
 class VoiceActivityDetector(Protocol):

@@ -20,6 +20,7 @@ from services.stt.engine import (
     TranscriptEvent,
     VoiceActivityDetector,
 )
+from services.stt.pool import DecodePool
 from services.stt.streaming import StreamConfig, TranscriptionStream
 from services.stt.tracing import UtteranceTracer
 from voice.audio import Resampler, pcm16_to_float
@@ -34,6 +35,8 @@ _KIND_TO_PROTO = {
     SpeechEventKind.SPEECH_RESUMED: stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED,
 }
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
+# A longer audio chunk is refused: audio must stream as it is captured.
+MAX_CHUNK_S = 1.0
 
 
 def to_proto(event: TranscriptEvent) -> stt_pb2.TranscribeResponse:
@@ -67,12 +70,14 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         vad_factory: Callable[[], VoiceActivityDetector],
         config: StreamConfig,
         decode_workers: int = 2,
+        max_streams: int = 16,
     ) -> None:
-        self._decoder = decoder
         self._vad_factory = vad_factory
         self._config = config
-        self._decode_executor = ThreadPoolExecutor(decode_workers, thread_name_prefix="decode")
+        # One model shared by every stream, decoded on a bounded pool of workers.
+        self.pool = DecodePool(decoder, decode_workers)
         self._vad_executor = ThreadPoolExecutor(2, thread_name_prefix="vad")
+        self.max_streams = max_streams
         self.active_streams = 0
         self.model_name = str(getattr(decoder, "description", type(decoder).__name__))
 
@@ -94,14 +99,13 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
             )
+        if self.active_streams >= self.max_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"stt is serving its maximum of {self.max_streams} streams (STT_MAX_STREAMS)",
+            )
         session_id = first.config.session_id
-        stream = TranscriptionStream(
-            self._decoder,
-            self._vad_factory,
-            self._config,
-            self._decode_executor,
-            self._vad_executor,
-        )
+        stream = TranscriptionStream(self.pool, self._vad_factory, self._config, self._vad_executor)
         self.active_streams += 1
         log.info(
             "stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams
@@ -110,7 +114,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         tracer = UtteranceTracer(session_id, self.model_name)
         try:
             resampler = Resampler(rate, MODEL_SAMPLE_RATE)
-            inputs = self._inputs(request_iterator, resampler, errors, tracer)
+            inputs = self._inputs(request_iterator, resampler, rate, errors, tracer)
             async for event in stream.transcribe(inputs):
                 tracer.observe(event)
                 yield to_proto(event)
@@ -124,14 +128,23 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
     async def _inputs(
         requests: AsyncIterator[stt_pb2.TranscribeRequest],
         resampler: Resampler,
+        rate: int,
         errors: list[str],
         tracer: UtteranceTracer,
     ) -> AsyncIterator[StreamInput]:
+        max_bytes = int(rate * MAX_CHUNK_S) * 2
         async for request in requests:
             kind = request.WhichOneof("request")
             if kind == "audio":
                 if len(request.audio.pcm) % 2:
                     errors.append("audio.pcm must be PCM16: an even number of bytes")
+                    return
+                if len(request.audio.pcm) > max_bytes:
+                    errors.append(
+                        f"audio chunk of {len(request.audio.pcm)} bytes is over {MAX_CHUNK_S:g} s "
+                        f"at {rate} Hz ({max_bytes} bytes): send audio as it is captured, in "
+                        "chunks of 10 to 200 ms"
+                    )
                     return
                 pcm = resampler.process(request.audio.pcm)
                 if pcm:
@@ -149,5 +162,5 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
                 return
 
     def shutdown(self) -> None:
-        self._decode_executor.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
         self._vad_executor.shutdown(wait=False, cancel_futures=True)

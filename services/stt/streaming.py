@@ -1,12 +1,19 @@
-"""One recognition stream: VAD endpointing, partial transcripts, and a final transcript per turn.
+"""One recognition stream: VAD endpointing, streaming partials, and a final transcript per turn.
 
-Audio is fed through the voice activity detector window by window. While the user speaks, the
-utterance so far is decoded again every ``partial_interval`` for partial transcripts. When speech
-pauses, the final decode starts at once (speculatively); if the silence then lasts long enough
-to end the turn and no speech came in between, that decode is the final transcript, so the
-turn's text is ready about when the turn ends rather than a decode later.
+Audio is fed through the voice activity detector window by window.
 
-Model work runs on executors, never on the event loop.
+- **Partials**: while the user speaks, the audio after the committed point (see
+  :mod:`services.stt.utterance`) is decoded about every ``partial_interval``, when the shared
+  pool has a worker to spare; each partial carries the prefix successive decodes agree on.
+- **Pause**: when speech pauses, the decode of the utterance so far starts at once (a partial
+  in flight that already covers all the speech is adopted instead; any other is cancelled, so
+  the pause never waits behind it). Its text is sent as a non-final ``at_pause`` transcript.
+- **End of turn**: if the silence lasts long enough and no speech came in between, the pause
+  decode *is* the final transcript (same text), so the text is ready about when the turn ends.
+  If the user spoke on, the pause decode's text is committed with the audio it covered and
+  later decodes start after it.
+
+Model work runs on the decode pool's threads and VAD on an executor, never on the event loop.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +35,7 @@ from services.stt.endpointing import Boundary, EndpointConfig, Endpointer
 from services.stt.engine import (
     MODEL_SAMPLE_RATE,
     AudioInput,
-    Decoder,
+    DecodeCancelledError,
     FlushInput,
     ResetInput,
     SpeechEvent,
@@ -37,33 +45,23 @@ from services.stt.engine import (
     TranscriptEvent,
     VoiceActivityDetector,
 )
+from services.stt.pool import DecodePool
+from services.stt.utterance import DecodeJob, Utterance, common_word_prefix
+
+__all__ = ["PREROLL_S", "StreamConfig", "TranscriptionStream", "common_word_prefix"]
 
 log = logging.getLogger(__name__)
 
 PREROLL_S = 0.3
+ROLLING_WINDOW_S = 6.0
 
 
 @dataclass(frozen=True)
 class StreamConfig:
     endpoint: EndpointConfig
     partial_interval_s: float
-
-
-def common_word_prefix(a: str, b: str) -> str:
-    """The words two decodes agree on, from the start (local agreement)."""
-    agreed: list[str] = []
-    for left, right in zip(a.split(), b.split(), strict=False):
-        if left.strip(".,!?;:").lower() != right.strip(".,!?;:").lower():
-            break
-        agreed.append(right)
-    return " ".join(agreed)
-
-
-@dataclass
-class _Decode:
-    task: asyncio.Future[str]
-    covers_until_s: float
-    started: float
+    # Audio after the committed point beyond which agreed segments are committed.
+    rolling_window_s: float = ROLLING_WINDOW_S
 
 
 class TranscriptionStream:
@@ -71,28 +69,24 @@ class TranscriptionStream:
 
     def __init__(
         self,
-        decoder: Decoder,
+        pool: DecodePool,
         vad_factory: Callable[[], VoiceActivityDetector],
         config: StreamConfig,
-        decode_executor: Executor,
         vad_executor: Executor,
     ) -> None:
-        self._decoder = decoder
+        self._pool = pool
         self._vad = vad_factory()
         self._config = config
-        self._decode_executor = decode_executor
         self._vad_executor = vad_executor
         self._endpointer = Endpointer(config.endpoint)
         self._events: asyncio.Queue[TranscriptEvent | None] = asyncio.Queue()
         self._pending = np.zeros(0, dtype=np.float32)
         self._processed = 0
-        self._preroll: deque[np.ndarray] = deque()
-        self._utterance: list[np.ndarray] = []
-        self._utterance_id = ""
+        self._preroll: deque[tuple[np.ndarray, float]] = deque()
+        self._utterance: Utterance | None = None
         self._last_partial_s = 0.0
-        self._last_partial_text = ""
-        self._partial: _Decode | None = None
-        self._speculative: _Decode | None = None
+        self._partial: DecodeJob | None = None
+        self._speculative: DecodeJob | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def transcribe(
@@ -108,6 +102,9 @@ class TranscriptionStream:
             await pump
         finally:
             pump.cancel()
+            for job in (self._partial, self._speculative):
+                if job is not None:
+                    job.cancel.set()
             for task in list(self._tasks):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -152,151 +149,201 @@ class TranscriptionStream:
             self._processed += len(samples_window)
             was_speaking = self._endpointer.in_speech
             boundary = self._endpointer.update(probability, start_s, window_s)
-            if was_speaking or self._endpointer.in_speech:
-                self._utterance.append(samples_window)
+            if (was_speaking or self._endpointer.in_speech) and self._utterance is not None:
+                self._utterance.append(samples_window, probability)
             else:
-                self._remember_preroll(samples_window)
+                self._remember_preroll(samples_window, probability)
             if boundary is not None:
                 self._on_boundary(boundary)
             elif self._endpointer.in_speech:
-                self._after_speech_window(probability)
+                self._after_speech_window()
 
-    def _remember_preroll(self, window: np.ndarray) -> None:
-        self._preroll.append(window)
-        while sum(len(w) for w in self._preroll) > PREROLL_S * MODEL_SAMPLE_RATE:
+    def _remember_preroll(self, window: np.ndarray, probability: float) -> None:
+        self._preroll.append((window, probability))
+        while len(self._preroll) * len(window) > PREROLL_S * MODEL_SAMPLE_RATE:
             self._preroll.popleft()
 
     def _on_boundary(self, boundary: Boundary) -> None:
-        if boundary.kind is SpeechEventKind.SPEECH_STARTED:
-            self._utterance_id = uuid.uuid4().hex[:12]
-            self._utterance = [*self._preroll, *self._utterance]
-            self._preroll.clear()
-            self._last_partial_s = boundary.time_s
-            self._last_partial_text = ""
+        kind = boundary.kind
+        if kind is SpeechEventKind.SPEECH_STARTED:
+            self._begin_utterance(boundary)
             self._emit_event(boundary)
-        elif boundary.kind is SpeechEventKind.SPEECH_RESUMED:
-            self._speculative = None  # the pause decode no longer covers the utterance
+        elif kind is SpeechEventKind.SPEECH_RESUMED:
+            self._on_resumed()
             self._emit_event(boundary)
-        elif boundary.kind is SpeechEventKind.PAUSE:
+        elif kind is SpeechEventKind.PAUSE:
             self._emit_event(boundary)
-            self._speculative = self._start_decode()
-            self._spawn(self._publish_pause(self._speculative, self._utterance_id, boundary))
+            self._on_pause(boundary)
         else:
             self._emit_event(boundary)
             self._finish_utterance(boundary)
 
+    def _begin_utterance(self, boundary: Boundary) -> None:
+        # The windows that made speech start are in the preroll: the utterance takes them all.
+        held = sum(len(w) for w, _ in self._preroll)
+        utterance = Utterance(uuid.uuid4().hex[:12], self._processed - held)
+        for window, probability in self._preroll:
+            utterance.append(window, probability)
+        self._preroll.clear()
+        self._utterance = utterance
+        self._last_partial_s = boundary.time_s
+
     def _emit_event(self, boundary: Boundary) -> None:
         starts = (SpeechEventKind.SPEECH_STARTED, SpeechEventKind.SPEECH_RESUMED)
         speech_end = 0.0 if boundary.kind in starts else boundary.speech_time_s
+        utterance_id = self._utterance.id if self._utterance is not None else ""
         self._events.put_nowait(
-            SpeechEvent(boundary.kind, self._utterance_id, boundary.time_s, speech_end)
+            SpeechEvent(boundary.kind, utterance_id, boundary.time_s, speech_end)
         )
 
-    def _after_speech_window(self, probability: float) -> None:
-        speculative = self._speculative
-        if (
-            speculative is not None
-            and self._endpointer.last_voiced_end_s > speculative.covers_until_s
-        ):
-            self._speculative = None  # the user went on: that decode is stale
-        if self._partial is not None or self._speculative is not None:
+    # ----------------------------------------------------------------- decodes
+
+    def _voiced_end(self) -> int:
+        return round(self._endpointer.last_voiced_end_s * MODEL_SAMPLE_RATE)
+
+    def _urgent_decode(self, utterance: Utterance) -> DecodeJob:
+        start, end = utterance.committed_at, utterance.end
+        future = self._pool.submit(utterance.audio(start, end))
+        return DecodeJob(start, end, utterance.committed_text, future)
+
+    def _after_speech_window(self) -> None:
+        utterance = self._utterance
+        if utterance is None or self._partial is not None or self._speculative is not None:
             return
         if self._now_s - self._last_partial_s < self._config.partial_interval_s:
             return
+        start, end = utterance.committed_at, utterance.end
+        cancel = threading.Event()
+        future = self._pool.try_partial(utterance.audio(start, end), cancel)
+        if future is None:
+            return  # the pool has no worker to spare: try again at the next window
+        job = DecodeJob(start, end, utterance.committed_text, future, cancel)
         self._last_partial_s = self._now_s
-        decode = self._start_decode()
-        self._partial = decode
-        self._spawn(self._publish_partial(decode, self._utterance_id))
+        self._partial = job
+        self._spawn(self._publish_partial(job, utterance))
 
-    def _start_decode(self) -> _Decode:
-        audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._decode_executor, self._decoder.decode, audio)
-        return _Decode(future, self._now_s, time.perf_counter())
+    def _on_pause(self, boundary: Boundary) -> None:
+        utterance = self._utterance
+        if utterance is None:
+            return
+        partial, self._partial = self._partial, None
+        if partial is not None and partial.end >= self._voiced_end():
+            speculative = partial  # already decoding all the speech: no need to start again
+        else:
+            if partial is not None:
+                partial.cancel.set()
+            speculative = self._urgent_decode(utterance)
+        self._speculative = speculative
+        self._spawn(self._publish_pause(speculative, utterance, boundary))
 
-    async def _publish_pause(self, decode: _Decode, utterance_id: str, boundary: Boundary) -> None:
+    def _on_resumed(self) -> None:
+        """The user spoke on: the pause decode becomes a commit of the audio it covered."""
+        speculative, self._speculative = self._speculative, None
+        if speculative is not None and self._utterance is not None:
+            self._spawn(self._commit_when_done(speculative, self._utterance))
+
+    async def _commit_when_done(self, job: DecodeJob, utterance: Utterance) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(job.future)
+            if not job.future.exception():
+                utterance.commit(job, job.text(), job.end)
+
+    async def _publish_pause(
+        self, job: DecodeJob, utterance: Utterance, boundary: Boundary
+    ) -> None:
         """The utterance so far, decoded at the pause: lets the caller start thinking early."""
         try:
-            text = await decode.task
+            await asyncio.shield(job.future)
+            text = job.text()
         except Exception:
-            return  # the final decode reports the failure
-        if self._speculative is not decode or utterance_id != self._utterance_id or not text:
+            return  # the final decode reports any failure
+        if self._speculative is not job or self._utterance is not utterance or not text:
             return  # the user went on, or the turn already ended and the final has this text
         self._events.put_nowait(
             Transcript(
-                utterance_id=utterance_id,
+                utterance_id=utterance.id,
                 text=text,
                 final=False,
                 stable_text=text,
                 speech_start_s=self._endpointer.speech_start_s,
                 speech_end_s=boundary.speech_time_s,
-                decode_ms=(time.perf_counter() - decode.started) * 1000,
+                decode_ms=job.elapsed_ms,
                 at_pause=True,
             )
         )
 
-    async def _publish_partial(self, decode: _Decode, utterance_id: str) -> None:
+    async def _publish_partial(self, job: DecodeJob, utterance: Utterance) -> None:
         try:
-            text = await decode.task
-        finally:
-            if self._partial is decode:
-                self._partial = None
-        if utterance_id != self._utterance_id or not self._endpointer.in_speech or not text:
+            await asyncio.shield(job.future)
+            text = job.text()
+        except DecodeCancelledError:
             return
-        stable = common_word_prefix(self._last_partial_text, text)
-        self._last_partial_text = text
+        finally:
+            if self._partial is job:
+                self._partial = None
+        if (
+            self._utterance is not utterance
+            or job.cancel.is_set()
+            or self._speculative is not None
+            or not text
+        ):
+            return
+        stable = utterance.agree(text, job.base_text)
+        utterance.commit_agreed_segments(job, stable, self._config.rolling_window_s)
         self._events.put_nowait(
             Transcript(
-                utterance_id=utterance_id,
+                utterance_id=utterance.id,
                 text=text,
                 final=False,
                 stable_text=stable,
                 speech_start_s=self._endpointer.speech_start_s,
                 speech_end_s=self._endpointer.last_voiced_end_s,
-                decode_ms=(time.perf_counter() - decode.started) * 1000,
+                decode_ms=job.elapsed_ms,
             )
         )
 
     def _finish_utterance(self, boundary: Boundary) -> None:
+        utterance = self._utterance
+        if utterance is None:
+            return
         speculative = self._speculative
-        if speculative is None or boundary.speech_time_s > speculative.covers_until_s:
-            speculative = self._start_decode()
+        if speculative is None or speculative.end < self._voiced_end():
+            speculative = self._urgent_decode(utterance)
+        if self._partial is not None and self._partial is not speculative:
+            self._partial.cancel.set()
         speech_start = self._endpointer.speech_start_s
-        self._spawn(
-            self._publish_final(
-                speculative, self._utterance_id, speech_start, boundary.speech_time_s
-            )
-        )
+        self._spawn(self._publish_final(speculative, utterance, speech_start, boundary))
         self._start_silence()
 
     async def _publish_final(
-        self, decode: _Decode, utterance_id: str, start_s: float, end_s: float
+        self, job: DecodeJob, utterance: Utterance, start_s: float, boundary: Boundary
     ) -> None:
         try:
-            text = await decode.task
+            await asyncio.shield(job.future)
+            text = job.text()
         except Exception:
-            log.exception("final decode of utterance %s failed", utterance_id)
+            log.exception("final decode of utterance %s failed", utterance.id)
             text = ""
         self._events.put_nowait(
             Transcript(
-                utterance_id=utterance_id,
+                utterance_id=utterance.id,
                 text=text,
                 final=True,
                 stable_text=text,
                 speech_start_s=start_s,
-                speech_end_s=end_s,
-                decode_ms=(time.perf_counter() - decode.started) * 1000,
+                speech_end_s=boundary.speech_time_s,
+                decode_ms=job.elapsed_ms,
             )
         )
 
     def _start_silence(self) -> None:
-        self._utterance = []
+        self._utterance = None
         self._speculative = None
         self._partial = None
         self._preroll.clear()
 
-    def _spawn(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import numpy as np
 import pytest
 
 from services.stt.endpointing import EndpointConfig
+from services.stt.engine import Decoding
 from services.stt.servicer import SpeechToTextServicer
 from services.stt.streaming import StreamConfig
 from tests.integration.conftest import serving
@@ -34,10 +36,10 @@ class FakeDecoder:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def decode(self, samples: np.ndarray) -> str:
+    def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding:
         with self.lock:
             self.calls += 1
-        return f"heard {len(samples) / RATE:.1f} seconds"
+        return Decoding(f"heard {len(samples) / RATE:.1f} seconds")
 
 
 CONFIG = StreamConfig(
@@ -125,3 +127,84 @@ async def test_odd_length_audio_is_refused_with_invalid_argument() -> None:
             await _transcribe(channel, b"\x01\x02\x03")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "even" in (raised.value.details() or "")
+
+
+def _servicer(decoder: FakeDecoder, max_streams: int = 4) -> SpeechToTextServicer:
+    return SpeechToTextServicer(decoder, EnergyVad, CONFIG, max_streams=max_streams)
+
+
+def _add(servicer: SpeechToTextServicer) -> Callable[[grpc.aio.Server], None]:
+    return lambda server: stt_pb2_grpc.add_SpeechToTextServiceServicer_to_server(servicer, server)
+
+
+async def _open_stream(
+    stub: stt_pb2_grpc.SpeechToTextServiceStub, hold: asyncio.Event, pcm: bytes = b""
+) -> grpc.aio.StreamStreamCall[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse]:
+    async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
+        yield stt_pb2.TranscribeRequest(
+            config=stt_pb2.TranscribeConfig(session_id="held", sample_rate=RATE)
+        )
+        step = RATE // 50 * 2
+        for start in range(0, len(pcm), step):
+            yield stt_pb2.TranscribeRequest(
+                audio=audio_pb2.AudioChunk(pcm=pcm[start : start + step], sample_rate=RATE)
+            )
+        await hold.wait()
+
+    return stub.Transcribe(requests())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - polls a counter the servicer keeps
+        await asyncio.sleep(0.01)
+
+
+async def test_a_stream_beyond_the_maximum_gets_resource_exhausted() -> None:
+    servicer = _servicer(FakeDecoder(), max_streams=1)
+    hold = asyncio.Event()
+    async with serving(_add(servicer)) as channel:
+        stub = stt_pb2_grpc.SpeechToTextServiceStub(channel)
+        first = await _open_stream(stub, hold)
+        await asyncio.wait_for(_until(lambda: servicer.active_streams == 1), 10)
+        second = await _open_stream(stub, hold)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await asyncio.wait_for(second.read(), 10)
+        hold.set()
+        assert [r async for r in first] == []
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "STT_MAX_STREAMS" in (raised.value.details() or "")
+    assert servicer.active_streams == 0
+
+
+async def test_a_chunk_longer_than_a_second_is_refused_with_a_clear_message() -> None:
+    async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
+        stub = stt_pb2_grpc.SpeechToTextServiceStub(channel)
+
+        async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
+            yield stt_pb2.TranscribeRequest(config=stt_pb2.TranscribeConfig(sample_rate=RATE))
+            chunk = audio_pb2.AudioChunk(pcm=_silence(1.5), sample_rate=RATE)
+            yield stt_pb2.TranscribeRequest(audio=chunk)
+
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            [r async for r in stub.Transcribe(requests())]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "over 1 s" in (raised.value.details() or "")
+
+
+async def test_a_stream_that_breaks_off_mid_utterance_frees_everything() -> None:
+    decoder = FakeDecoder()
+    servicer = _servicer(decoder)
+    hold = asyncio.Event()
+    async with serving(_add(servicer)) as channel:
+        stub = stt_pb2_grpc.SpeechToTextServiceStub(channel)
+        call = await _open_stream(stub, hold, _silence(0.3) + _tone(1.0))
+        first = await asyncio.wait_for(call.read(), 10)
+        assert first.speech_event.kind == stt_pb2.SpeechEvent.KIND_SPEECH_STARTED
+        assert servicer.active_streams == 1
+        call.cancel()  # the client goes away in the middle of speech
+        await asyncio.wait_for(_until(lambda: servicer.active_streams == 0), 10)
+        # The service goes on serving new streams.
+        responses = await _transcribe(channel, _silence(0.3) + _tone(1.0) + _silence(1.0))
+    assert any(r.transcript.final for r in responses)
+    assert servicer.active_streams == 0
+    servicer.shutdown()

@@ -1,0 +1,170 @@
+"""A bounded pool of decode workers shared by every stream, with latency-critical work first.
+
+Two kinds of decode share one loaded model:
+
+- **urgent** ones (the decode at a pause, the final transcript) are on the turn's critical path:
+  they queue in order and are taken before anything else;
+- **partial** ones only refresh the live transcript: one is accepted only while at least
+  ``reserve`` workers would stay idle, so a partial never takes the last free worker and an
+  urgent decode never waits behind partials. A partial that cannot be accepted is skipped;
+  the stream tries again at its next interval.
+
+The queue is bounded by its callers: each stream has at most one urgent decode queued
+(the servicer bounds the streams), and partials are never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.stt.engine import DecodeCancelledError, Decoder, Decoding
+
+log = logging.getLogger(__name__)
+
+URGENT, PARTIAL, STOP = 0, 1, 2
+
+
+@dataclass
+class _Job:
+    priority: int
+    sequence: int
+    samples: np.ndarray = field(compare=False)
+    cancel: threading.Event = field(compare=False)
+    future: asyncio.Future[Decoding] = field(compare=False)
+    loop: asyncio.AbstractEventLoop = field(compare=False)
+
+
+@dataclass
+class PoolStats:
+    """Counters for the benchmark and logs: decodes run, and the seconds workers spent on them."""
+
+    urgent: int = 0
+    partial: int = 0
+    partial_skipped: int = 0
+    cancelled: int = 0
+    busy_s: float = 0.0
+    partial_busy_s: float = 0.0
+
+
+class DecodePool:
+    def __init__(self, decoder: Decoder, workers: int = 2, reserve: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("a decode pool needs at least one worker")
+        self._decoder = decoder
+        self._workers = workers
+        self._reserve = min(reserve, workers - 1)
+        self._queue: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._queued = 0
+        self._closed = False
+        self.stats = PoolStats()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"decode-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def submit(
+        self, samples: np.ndarray, cancel: threading.Event | None = None
+    ) -> asyncio.Future[Decoding]:
+        """Queue an urgent decode; it starts as soon as a worker is free."""
+        future = self._enqueue(URGENT, samples, cancel or threading.Event())
+        assert future is not None
+        return future
+
+    def try_partial(
+        self, samples: np.ndarray, cancel: threading.Event
+    ) -> asyncio.Future[Decoding] | None:
+        """Start a partial decode only if a worker is free beyond the reserve; else None."""
+        return self._enqueue(PARTIAL, samples, cancel)
+
+    def _enqueue(
+        self, priority: int, samples: np.ndarray, cancel: threading.Event
+    ) -> asyncio.Future[Decoding] | None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decoding] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the decode pool is shut down")
+            if priority == PARTIAL:
+                idle = self._workers - self._busy - self._queued
+                if idle <= self._reserve:
+                    self.stats.partial_skipped += 1
+                    return None
+            self._queued += 1
+        sequence = next(self._sequence)
+        job = _Job(priority, sequence, samples, cancel, future, loop)
+        self._queue.put((priority, sequence, job))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                self._queued -= 1
+                self._busy += 1
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def _run(self, job: _Job) -> None:
+        if job.future.cancelled():
+            return
+        started = time.perf_counter()
+        outcome: Decoding | BaseException
+        try:
+            if job.cancel.is_set():
+                raise DecodeCancelledError
+            outcome = self._decoder.decode(job.samples, job.cancel)
+        except DecodeCancelledError as error:
+            outcome = error
+        except Exception as error:  # handed to the stream, which logs it
+            outcome = error
+        used = time.perf_counter() - started
+        with self._lock:
+            self.stats.busy_s += used
+            if isinstance(outcome, DecodeCancelledError):
+                self.stats.cancelled += 1
+            elif job.priority == PARTIAL:
+                self.stats.partial += 1
+                self.stats.partial_busy_s += used
+            else:
+                self.stats.urgent += 1
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+        for _ in self._threads:
+            self._queue.put((STOP, next(self._sequence), None))
+
+
+def _settle(future: asyncio.Future[Decoding], outcome: Decoding | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
