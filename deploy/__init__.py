@@ -1,0 +1,1 @@
+"""Deployment files (Docker, Compose, Kubernetes) and their offline checks (deploy/check.py)."""

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# The tts image: Piper on onnxruntime with the embedded en_US-joe-medium voice (a pinned
+# package), so the container needs no network at start.
+#   docker build -f deploy/docker/tts.Dockerfile -t voice-agent/tts:0.1.0 .
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+COPY requirements.txt /tmp/build/requirements.txt
+COPY deploy/docker/requirements/ /tmp/build/requirements/
+RUN groupadd --system --gid 10001 voice \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+       --shell /usr/sbin/nologin voice \
+    && python -m venv /opt/venv \
+    && pip install --no-cache-dir -c /tmp/build/requirements.txt -r /tmp/build/requirements/tts.txt \
+    && rm -rf /tmp/build
+
+WORKDIR /app
+COPY voice/ voice/
+COPY services/__init__.py services/__init__.py
+COPY services/tts/ services/tts/
+COPY deploy/docker/probe.py probe.py
+RUN python -m compileall -q voice services probe.py \
+    && python probe.py imports services.tts
+
+ENV TTS_LISTEN=0.0.0.0:50053 \
+    OTEL_SERVICE_NAME=tts \
+    HF_HUB_OFFLINE=1
+
+USER 10001:10001
+EXPOSE 50053
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "/app/probe.py", "grpc", "TTS_LISTEN", "50053"]
+# SIGTERM: health turns NOT_SERVING, open streams get 5 s to finish.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "services.tts"]
