@@ -167,7 +167,10 @@ class Transcript(_message.Message):
     text: _builtins.str
     final: _builtins.bool
     stable_text: _builtins.str
-    """For partials: the prefix that successive decodes agreed on."""
+    """For partials: the prefix that two successive decodes agreed on (local agreement), never
+    shorter than the text already committed at an earlier pause of the same utterance; the
+    rest of `text` may still change. For final and at_pause transcripts: the whole text.
+    """
     speech_start_s: _builtins.float
     """Stream time, in seconds since the first audio, of the utterance's first and last voiced sample."""
     speech_end_s: _builtins.float

@@ -49,6 +49,9 @@ class SpeechToTextServiceServicer:
     def Transcribe(self, request_iterator, context):
         """One stream per client session: a config first, then audio and control messages.
         Partial and final transcripts and speech events come back as they happen.
+        RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
+        of an odd length, or an audio chunk longer than 1 s.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,6 +36,9 @@ class SpeechToTextServiceStub:
     Transcribe: _grpc.StreamStreamMultiCallable[_stt_pb2.TranscribeRequest, _stt_pb2.TranscribeResponse]
     """One stream per client session: a config first, then audio and control messages.
     Partial and final transcripts and speech events come back as they happen.
+    RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
+    of an odd length, or an audio chunk longer than 1 s.
     """
 
 @_typing.type_check_only
@@ -46,6 +49,9 @@ class SpeechToTextServiceAsyncStub(SpeechToTextServiceStub):
     Transcribe: _aio.StreamStreamMultiCallable[_stt_pb2.TranscribeRequest, _stt_pb2.TranscribeResponse]  # type: ignore[assignment]
     """One stream per client session: a config first, then audio and control messages.
     Partial and final transcripts and speech events come back as they happen.
+    RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
+    of an odd length, or an audio chunk longer than 1 s.
     """
 
 class SpeechToTextServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +65,9 @@ class SpeechToTextServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_stt_pb2.TranscribeResponse], _abc.AsyncIterator[_stt_pb2.TranscribeResponse]]:
         """One stream per client session: a config first, then audio and control messages.
         Partial and final transcripts and speech events come back as they happen.
+        RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
+        of an odd length, or an audio chunk longer than 1 s.
         """
 
 def add_SpeechToTextServiceServicer_to_server(servicer: SpeechToTextServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
