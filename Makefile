@@ -141,3 +141,7 @@ bench-llm: install ## Embedded model, 10-turn conversation: first token, tokens/
 .PHONY: bench-tts
 bench-tts: install ## Embedded voice, replies streamed at 30 tokens/s: first audio, RTF, cancel
 	@$(PY) -m bench.tts_latency
+
+.PHONY: bench-stt
+bench-stt: install ## Streaming stt on real speech: WER, RTF, word->partial, end->final, streams
+	@$(PY) -m bench.stt_stream --corpus $(CORPUS) $(if $(OUT),--out $(OUT),)
