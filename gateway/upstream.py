@@ -36,9 +36,10 @@ CHANNEL_OPTIONS = [
 
 def _interceptors() -> list[grpc.aio.ClientInterceptor]:
     try:
-        from opentelemetry.instrumentation.grpc import aio_client_interceptors
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
 
-        return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+        not_health = filters.negate(filters.health_check())  # type: ignore[no-untyped-call]
+        return list(aio_client_interceptors(filter_=not_health))  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - the instrumentation is a pinned dependency
         return []
 
