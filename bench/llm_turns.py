@@ -10,6 +10,8 @@ pool, same history trimming):
    to the engine's slot being free again, and the next turn's first-token time. Once more while
    a long uncached prompt is still being read.
 3. Two sessions taking turns on the shared engine: each follow-up finds its own prefix cached.
+4. A conversation past its history budget: the oldest turns are dropped, and the rest of the
+   cached history is shifted into place (llama.cpp's n_cache_reuse), not read again.
 
 Settings come from the environment like the service's (LLM_THREADS, LLM_PARALLEL, ...).
 Numbers depend on the machine and on what else runs on it; the load average is printed.
@@ -47,6 +49,7 @@ QUESTIONS = [
 ]
 LONG_REPLY = "Tell me a long, detailed story about a lighthouse keeper and a storm."
 CANCEL_AFTER_DELTAS = 5
+TIGHT_BUDGET_TOKENS = 200
 
 
 @dataclass
@@ -206,6 +209,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         shared.append(await run_turn(engine, histories[name], name, text, 32, index + 1))
     show_turns("3. two sessions taking turns on the shared engine", shared)
 
+    # Room for two or three exchanges besides the system prompt: the oldest go from turn 3 or 4.
+    tight = History(settings.system_prompt, TIGHT_BUDGET_TOKENS)
+    trimmed = []
+    for index, text in enumerate(QUESTIONS[:8], 1):
+        trimmed.append(await run_turn(engine, tight, "tight", text, 32, index))
+    show_turns(f"4. past a history budget of {TIGHT_BUDGET_TOKENS} tokens", trimmed)
+
     generated = [r for r in turns if r.completion_tokens > 1]
     summary = {
         "first_token_ms_turn_1": turns[0].first_token_ms,
@@ -223,6 +233,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "next_first_token_after_cancel_ms_median": statistics.median(
             c.next_first_token_ms for c in cancels if c.when == "generating"
         ),
+        "cached_percent_past_budget_min": min(
+            100 * r.cached_tokens / r.prompt_tokens for r in trimmed
+        ),
     }
     print("\nsummary")
     for key, value in summary.items():
@@ -233,6 +246,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "turns": [asdict(r) for r in turns],
         "cancels": [asdict(c) for c in cancels],
         "two_sessions": [asdict(r) for r in shared],
+        "past_budget": [asdict(r) for r in trimmed],
         "summary": summary,
     }
 

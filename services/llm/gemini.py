@@ -12,6 +12,10 @@ failure (the chain moves on), and so does a stream that stalls that long later. 
 :class:`UpstreamUnavailableError` (both retryable); any other 4xx to
 :class:`ProviderRejectedError` (not retryable: a bad key or a bad request stays bad).
 
+After a retryable failure before the first token the provider rests for ``COOLDOWN_S``: turns go
+straight to the next provider instead of each paying a timeout while Gemini is down or
+unreachable. The first turn after the rest tries it again.
+
 The stream is read by a task of its own; closing the generator cancels that task, which
 releases the HTTP response at once, so the server sees the connection close.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
@@ -39,6 +44,7 @@ from voice.settings import LlmSettings
 log = logging.getLogger(__name__)
 
 API_VERSION = "v1beta"
+COOLDOWN_S = 30.0
 
 _Item = types.GenerateContentResponse | BaseException | None
 
@@ -93,6 +99,7 @@ class GeminiModel:
         temperature: float = 0.6,
         timeout_s: float = 5.0,
         thinking_budget: int = 0,
+        cooldown_s: float = COOLDOWN_S,
     ) -> None:
         if not api_key:
             raise ValueError("the gemini provider needs an API key")
@@ -100,6 +107,9 @@ class GeminiModel:
         self._temperature = temperature
         self._timeout_s = timeout_s
         self._thinking_budget = thinking_budget
+        self._cooldown_s = cooldown_s
+        self._resting_until = 0.0
+        self._last_failure = ""
         self._client = genai.Client(
             api_key=api_key,
             vertexai=False,
@@ -139,12 +149,18 @@ class GeminiModel:
         )
 
     async def generate(self, turn: Turn) -> AsyncIterator[str]:
+        resting = self._resting_until - time.monotonic()
+        if resting > 0:
+            raise UpstreamUnavailableError(
+                f"gemini skipped for another {resting:.0f}s after: {self._last_failure}"
+            )
         contents, system = to_contents(turn.messages)
         config = self._config(system, turn.max_tokens)
         turn.stats.provider = self.name
         turn.stats.model = self.model
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         pump = asyncio.create_task(self._pump(contents, config, queue), name="gemini-stream")
+        started = False
         try:
             while True:
                 try:
@@ -163,10 +179,20 @@ class GeminiModel:
                     raise mapped from item
                 text = self._read(item, turn)
                 if text:
+                    started = True
                     yield text
+        except VoiceError as error:
+            if not started and error.retryable and self._cooldown_s > 0:
+                self._rest(error)
+            raise
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
+
+    def _rest(self, error: VoiceError) -> None:
+        self._resting_until = time.monotonic() + self._cooldown_s
+        self._last_failure = str(error)
+        log.warning("gemini failed (%s); the next %.0fs of turns skip it", error, self._cooldown_s)
 
     async def _pump(
         self,

@@ -68,11 +68,11 @@ class SlotPool:
         self._waiters.append(entry)
         try:
             slot = await future
-        except asyncio.CancelledError:
+        except BaseException:
             if future.done() and not future.cancelled():
                 # The slot was handed over just as the waiter gave up: pass it on.
                 self._release(future.result())
-            else:
+            elif entry in self._waiters:
                 self._waiters.remove(entry)
             raise
         return self._take(session_id, slot)

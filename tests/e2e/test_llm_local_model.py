@@ -14,7 +14,7 @@ import pytest
 from services.llm.engine import Turn
 from services.llm.fallback import FallbackChain
 from services.llm.history import History
-from services.llm.local import LocalLlama
+from services.llm.local import CACHE_REUSE_MIN_TOKENS, LocalLlama
 from services.llm.servicer import LanguageModelServicer
 from tests.integration.conftest import serving
 from tests.integration.test_llm_servicer import Conversation
@@ -76,6 +76,30 @@ async def test_two_sessions_taking_turns_each_find_their_own_prefix(
     bob_second = await answer(engine, bob, "bob", "And a small one?")
     assert alice_second.stats.cached_tokens >= alice_first.stats.prompt_tokens
     assert bob_second.stats.cached_tokens >= bob_first.stats.prompt_tokens
+
+
+async def test_past_the_history_budget_the_kept_history_is_still_read_from_the_cache(
+    engine: LocalLlama, settings: LlmSettings
+) -> None:
+    history = History(settings.system_prompt, 200)
+    questions = [
+        f"Question {n}: name a colour that starts with the letter {letter}."
+        for n, letter in enumerate("BGRYPOWT", 1)
+    ]
+    first = await answer(engine, history, "tight", questions[0])
+    # The cache a brand-new session finds: the system prompt that warm-up read.
+    system_only = first.stats.cached_tokens
+    for question in questions[1:]:
+        if history.prompt_for(question)[1].content != questions[0]:
+            break  # this prompt no longer holds the oldest exchange
+        await answer(engine, history, "tight", question)
+    else:
+        raise AssertionError("the history never reached its budget")
+    # The prefix changed right after the system prompt; the rest of the history is shifted into
+    # place rather than read again.
+    trimmed = await answer(engine, history, "tight", question)
+    assert trimmed.stats.cached_tokens > system_only + CACHE_REUSE_MIN_TOKENS
+    assert trimmed.stats.cached_tokens > trimmed.stats.prompt_tokens // 2
 
 
 def register(engine: LocalLlama, settings: LlmSettings) -> object:

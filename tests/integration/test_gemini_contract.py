@@ -152,9 +152,16 @@ async def fake_gemini() -> AsyncIterator[FakeGemini]:
         await runner.cleanup()
 
 
-def gemini(url: str, model: str = "gemini-2.5-flash", timeout_s: float = 5.0) -> GeminiModel:
+def gemini(
+    url: str, model: str = "gemini-2.5-flash", timeout_s: float = 5.0, cooldown_s: float = 30.0
+) -> GeminiModel:
     return GeminiModel(
-        api_key="test-key", model=model, base_url=url, temperature=0.4, timeout_s=timeout_s
+        api_key="test-key",
+        model=model,
+        base_url=url,
+        temperature=0.4,
+        timeout_s=timeout_s,
+        cooldown_s=cooldown_s,
     )
 
 
@@ -313,3 +320,44 @@ async def test_every_provider_down_is_an_internal_error_naming_each() -> None:
         await first.aclose()
         await second.aclose()
     assert "503" in str(raised.value) and "400" in str(raised.value)
+
+
+async def test_after_a_retryable_failure_gemini_rests_and_turns_go_straight_on() -> None:
+    async with fake_gemini() as server:
+        model = gemini(server.url, model="status-503")
+        chain = FallbackChain([model, DemoModel()])
+        for _ in range(3):
+            turn = conversation_turn()
+            text = "".join([delta async for delta in chain.generate(turn)])
+            assert text and turn.stats.provider == "demo"
+        await model.aclose()
+    assert len(server.requests) == 1
+
+
+async def test_the_rest_ends_and_gemini_is_tried_again() -> None:
+    async with fake_gemini() as server:
+        model = gemini(server.url, model="status-429", cooldown_s=0.2)
+        attempts: list[tuple[type[Exception], int]] = [
+            (ResourceExhaustedError, 1),  # the server says 429
+            (UpstreamUnavailableError, 1),  # resting: the server is not asked
+            (ResourceExhaustedError, 2),  # after the rest, asked again
+        ]
+        for index, (error_class, requests) in enumerate(attempts):
+            if index == 2:
+                await asyncio.sleep(0.3)
+            with pytest.raises(error_class):
+                async for _ in model.generate(conversation_turn()):
+                    pass
+            assert len(server.requests) == requests
+        await model.aclose()
+
+
+async def test_a_rejected_request_does_not_make_gemini_rest() -> None:
+    async with fake_gemini() as server:
+        model = gemini(server.url, model="status-400")
+        for _ in range(2):
+            with pytest.raises(ProviderRejectedError):
+                async for _ in model.generate(conversation_turn()):
+                    pass
+        await model.aclose()
+    assert len(server.requests) == 2

@@ -139,3 +139,19 @@ async def test_a_slot_handed_to_a_waiter_that_was_just_cancelled_is_passed_on() 
 def test_a_pool_needs_a_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         SlotPool(0, queue_limit=1)
+
+
+async def test_a_waiter_cancelled_just_before_a_release_leaves_cleanly() -> None:
+    pool = SlotPool(1, queue_limit=1)
+    holding = pool.slot("a")
+    await holding.__aenter__()
+    got: list[tuple[str, int]] = []
+    waiter = asyncio.create_task(hold(pool, "b", got, asyncio.Event()))
+    await settle()
+    waiter.cancel()  # the waiter has not run since: the slot is released before it does
+    await holding.__aexit__(None, None, None)
+    [outcome] = await asyncio.gather(waiter, return_exceptions=True)
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert (pool.busy, pool.waiting, got) == (0, 0, [])
+    async with pool.slot("c") as slot:
+        assert slot == 0
