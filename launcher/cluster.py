@@ -52,6 +52,10 @@ class ClusterConfig:
     env_for: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     output: TextIO | None = None
     start_timeout_s: float = 180.0
+    # Where each stage serves its Prometheus metrics (the gateway serves /metrics itself).
+    metrics_ports: Mapping[str, int] = field(
+        default_factory=lambda: {"stt": 9101, "llm": 9102, "tts": 9103}
+    )
 
     @staticmethod
     def on_free_ports(**kwargs: object) -> ClusterConfig:
@@ -60,6 +64,7 @@ class ClusterConfig:
             stt_port=free_port(),
             llm_port=free_port(),
             tts_port=free_port(),
+            metrics_ports={name: free_port() for name in SERVICES},
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -116,6 +121,8 @@ class Cluster:
                 "OTEL_SERVICE_NAME": name,
             }
         )
+        if name in c.metrics_ports:
+            env["METRICS_PORT"] = str(c.metrics_ports[name])
         env.update(c.env)
         env.update(c.env_for.get(name, {}))
         return env

@@ -28,6 +28,16 @@ SERVER_OPTIONS = [
 ]
 
 
+def serve_metrics(name: str, port: int, active_streams: Callable[[], int] | None) -> None:
+    from prometheus_client import Gauge, start_http_server
+
+    if active_streams is not None:
+        gauge = Gauge(f"voice_{name}_active_streams", f"Open {name} streams (one per session)")
+        gauge.set_function(lambda: float(active_streams()))
+    start_http_server(port)
+    log.info("%s metrics on :%d/metrics", name, port)
+
+
 def _interceptors() -> list[grpc.aio.ServerInterceptor]:
     try:
         from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
@@ -47,8 +57,16 @@ async def serve(
     register: Callable[[grpc.aio.Server], None],
     grace_s: float = 5.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    metrics_port: int = 0,
+    active_streams: Callable[[], int] | None = None,
 ) -> None:
-    """Run a gRPC server on ``listen`` until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run a gRPC server on ``listen`` until SIGTERM or SIGINT, then shut down gracefully.
+
+    With ``metrics_port``, Prometheus metrics are served over HTTP there: the open streams,
+    and the process's own CPU and memory figures.
+    """
+    if metrics_port:
+        serve_metrics(name, metrics_port, active_streams)
     server = grpc.aio.server(interceptors=_interceptors(), options=SERVER_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()

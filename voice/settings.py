@@ -132,12 +132,15 @@ def _address(env: Env, default: str, *names: str) -> str:
 class CommonSettings:
     log_level: str
     cache_dir: Path
+    # Where the process serves Prometheus metrics over HTTP (0: not at all).
+    metrics_port: int
 
     @staticmethod
-    def read(env: Env) -> CommonSettings:
+    def read(env: Env, metrics_port: int = 0) -> CommonSettings:
         return CommonSettings(
             log_level=env.text("INFO", "LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
             cache_dir=Path(env.text(".cache/models", "VOICE_CACHE_DIR")),
+            metrics_port=env.integer(metrics_port, "METRICS_PORT", low=0, high=65535),
         )
 
 
@@ -165,7 +168,7 @@ class SttSettings:
     def from_env(environ: Mapping[str, str] | None = None) -> SttSettings:
         env = Env(environ)
         settings = SttSettings(
-            common=CommonSettings.read(env),
+            common=CommonSettings.read(env, metrics_port=9101),
             listen=_address(env, "127.0.0.1:50051", "STT_LISTEN"),
             engine=env.text("whisper", "STT_ENGINE", choices=("whisper", "instant")),
             model=env.text("tiny.en", "STT_MODEL", "WHISPER_MODEL", "STT_MODEL_SIZE"),
@@ -217,7 +220,7 @@ class LlmSettings:
         # Gemini leads the default order only when there is a key to use it with.
         default_providers = ("gemini", "local", "demo") if api_key else ("local", "demo")
         settings = LlmSettings(
-            common=CommonSettings.read(env),
+            common=CommonSettings.read(env, metrics_port=9102),
             listen=_address(env, "127.0.0.1:50052", "LLM_LISTEN"),
             providers=env.items(default_providers, "LLM_PROVIDERS"),
             model_path=env.text("", "LLM_MODEL_PATH"),
@@ -270,7 +273,7 @@ class TtsSettings:
     def from_env(environ: Mapping[str, str] | None = None) -> TtsSettings:
         env = Env(environ)
         settings = TtsSettings(
-            common=CommonSettings.read(env),
+            common=CommonSettings.read(env, metrics_port=9103),
             listen=_address(env, "127.0.0.1:50053", "TTS_LISTEN"),
             engines=env.items(("piper",), "TTS_ENGINES"),
             first_chunk_min_words=env.integer(2, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),

@@ -64,6 +64,8 @@ async def main() -> None:
             servicer, server
         ),
         on_stop=on_stop,
+        metrics_port=settings.common.metrics_port,
+        active_streams=lambda: servicer.active_streams,
     )
 
 

@@ -81,3 +81,27 @@ async def test_silence_gets_no_turn(cluster: RunningCluster) -> None:
     silence = ClipAudio(np.zeros(16000 * 2, dtype="<i2").tobytes(), 16000)
     result = await talk(cluster.url(), silence, answer_timeout_s=2.0)
     assert result.transcript == "" and result.agent_text == "" and not result.audio
+
+
+async def test_every_process_serves_prometheus_metrics(
+    cluster: RunningCluster, speech_clips: list[Clip]
+) -> None:
+    await talk(cluster.url(), ClipAudio.from_wav(clip_named(speech_clips, "036_").path))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{cluster.cluster.http_url}/metrics") as response:
+            gateway = await response.text()
+        stages = {}
+        for name, port in cluster.cluster.config.metrics_ports.items():
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                stages[name] = await response.text()
+    assert "voice_gateway_turn_latency_seconds_count" in gateway
+    count = next(
+        float(line.split()[-1])
+        for line in gateway.splitlines()
+        if line.startswith("voice_gateway_turn_latency_seconds_count")
+    )
+    assert count >= 1
+    assert 'voice_gateway_turns_total{outcome="complete"}' in gateway
+    for name, text in stages.items():
+        assert f"voice_{name}_active_streams" in text
+        assert "process_resident_memory_bytes" in text
