@@ -145,3 +145,5 @@ bench-tts: install ## Embedded voice, replies streamed at 30 tokens/s: first aud
 .PHONY: bench-stt
 bench-stt: install ## Streaming stt on real speech: WER, RTF, word->partial, end->final, streams
 	@$(PY) -m bench.stt_stream --corpus $(CORPUS) $(if $(OUT),--out $(OUT),)
+
+k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline
