@@ -131,6 +131,7 @@ def summarize(results: list[StreamResult], cpu_s: float, busy_s: float) -> dict[
     to_pause: list[float] = []
     delays: list[float] = []
     partials = 0
+    speech_s = 0.0
     noise_text: list[str] = []
     audio_s = sum(len(r.clip.samples) / RATE + TRAILING_SILENCE_S for r in results)
     for result in results:
@@ -143,6 +144,7 @@ def summarize(results: list[StreamResult], cpu_s: float, busy_s: float) -> dict[
         e, n = word_errors(result.clip.reference, text)
         errors, length = errors + e, length + n
         splits += max(0, len(finals) - 1)
+        speech_s += sum(tr.speech_end_s - tr.speech_start_s for _, tr in finals)
         delays += word_delays(result)
         if finals:
             arrival, final = finals[-1]
@@ -161,7 +163,9 @@ def summarize(results: list[StreamResult], cpu_s: float, busy_s: float) -> dict[
         "turn_splits": splits,
         "text_from_noise": noise_text,
         "audio_s": round(audio_s, 1),
+        "speech_s": round(speech_s, 1),
         "cpu_s_per_audio_s": round(cpu_s / audio_s, 3),
+        "cpu_s_per_speech_s": round(cpu_s / speech_s, 3) if speech_s else None,
         "decode_rtf": round(busy_s / audio_s, 3),
         "partials_per_audio_s": round(partials / audio_s, 2),
         "word_to_partial_ms": {"p50": ms(delays, 0.5), "p90": ms(delays, 0.9), "n": len(delays)},
@@ -220,7 +224,8 @@ def show(label: str, summary: dict[str, Any]) -> None:
     word = summary["word_to_partial_ms"]
     print(
         f"{label:<22} WER {summary['wer']}  splits {summary['turn_splits']}  "
-        f"cpu/audio-s {summary['cpu_s_per_audio_s']}  decode RTF {summary['decode_rtf']}  "
+        f"cpu/audio-s {summary['cpu_s_per_audio_s']} (per speech-s "
+        f"{summary['cpu_s_per_speech_s']})  decode RTF {summary['decode_rtf']}  "
         f"partials/s {summary['partials_per_audio_s']}\n{'':<22} word->partial p50/p90 "
         f"{word['p50']}/{word['p90']} ms  end->at_pause {pause['p50']}/{pause['p90']} ms  "
         f"end->final {final['p50']}/{final['p90']} ms (max {final['max']})  "
@@ -242,7 +247,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     base = stream_config(settings)
     intervals = [int(i) for i in args.intervals.split(",")] if args.intervals else []
     for interval in intervals or [settings.partial_interval_ms]:
-        config = StreamConfig(base.endpoint, interval / 1000, base.rolling_window_s)
+        config = StreamConfig(
+            base.endpoint, interval / 1000, base.rolling_window_s, args.anticipate_ms / 1000
+        )
         summary = await run_pass(decoder, settings, config, [clips])
         report["passes"][f"interval_{interval}ms"] = summary
         show(f"1 stream, {interval} ms", summary)
@@ -267,7 +274,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--intervals", default="", help="partial intervals to compare, in ms")
     parser.add_argument("--streams", default="1,2,4", help="concurrent streams to ramp through")
     parser.add_argument("--ramp-clips", type=int, default=6, help="speech clips per ramp stream")
-    parser.add_argument("--lag-limit-s", type=float, default=1.5)
+    parser.add_argument("--lag-limit-s", type=float, default=1.0)
+    parser.add_argument(
+        "--anticipate-ms", type=float, default=64, help="silence that starts a partial (0: off)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON")
     return parser.parse_args()
 

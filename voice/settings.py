@@ -184,7 +184,7 @@ class SttSettings:
             max_utterance_s=env.number(30.0, "STT_MAX_UTTERANCE_S", low=1.0, high=120.0),
             encoder_window_s=env.number(10.0, "STT_ENCODER_WINDOW_S", low=4.0, high=30.0),
             decode_workers=env.integer(2, "STT_DECODE_WORKERS", low=1, high=64),
-            max_streams=env.integer(16, "STT_MAX_STREAMS", low=1, high=10000),
+            max_streams=env.integer(32, "STT_MAX_STREAMS", low=1, high=10000),
         )
         if settings.pause_ms > settings.end_of_turn_ms:
             env.problem("STT_PAUSE_MS must not exceed STT_END_OF_TURN_MS")

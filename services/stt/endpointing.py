@@ -51,6 +51,11 @@ class Endpointer:
     def last_voiced_end_s(self) -> float:
         return self._last_voiced_end_s
 
+    @property
+    def silence_s(self) -> float:
+        """How long the current silence inside speech has lasted (0 while voiced)."""
+        return self._silence_s
+
     def update(self, probability: float, window_start_s: float, window_s: float) -> Boundary | None:
         """Feed one window's speech probability; returns the boundary it crosses, if any."""
         window_end_s = window_start_s + window_s

@@ -70,7 +70,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         vad_factory: Callable[[], VoiceActivityDetector],
         config: StreamConfig,
         decode_workers: int = 2,
-        max_streams: int = 16,
+        max_streams: int = 32,
     ) -> None:
         self._vad_factory = vad_factory
         self._config = config

@@ -53,6 +53,8 @@ __all__ = ["PREROLL_S", "StreamConfig", "TranscriptionStream", "common_word_pref
 log = logging.getLogger(__name__)
 
 PREROLL_S = 0.3
+# Silence inside speech after which a partial starts without waiting for its interval.
+ANTICIPATE_S = 0.064
 ROLLING_WINDOW_S = 6.0
 
 
@@ -62,6 +64,8 @@ class StreamConfig:
     partial_interval_s: float
     # Audio after the committed point beyond which agreed segments are committed.
     rolling_window_s: float = ROLLING_WINDOW_S
+    # Silence inside speech after which a partial starts at once (0: never).
+    anticipate_s: float = ANTICIPATE_S
 
 
 class TranscriptionStream:
@@ -86,6 +90,8 @@ class TranscriptionStream:
         self._utterance: Utterance | None = None
         self._last_partial_s = 0.0
         self._partial: DecodeJob | None = None
+        # The latest partial of this utterance, running or done: it may serve as the pause decode.
+        self._latest: DecodeJob | None = None
         self._speculative: DecodeJob | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -210,7 +216,13 @@ class TranscriptionStream:
         utterance = self._utterance
         if utterance is None or self._partial is not None or self._speculative is not None:
             return
-        if self._now_s - self._last_partial_s < self._config.partial_interval_s:
+        # As a silence begins, decode at once: if it becomes a pause, that decode covers all
+        # the speech and is taken as the pause decode, already well under way.
+        silence_s = self._endpointer.silence_s + 1e-9
+        window_s = self._vad.window_samples / MODEL_SAMPLE_RATE
+        anticipate_s = self._config.anticipate_s
+        anticipate = 0 < anticipate_s <= silence_s < anticipate_s + window_s
+        if not anticipate and self._now_s - self._last_partial_s < self._config.partial_interval_s:
             return
         start, end = utterance.committed_at, utterance.end
         cancel = threading.Event()
@@ -219,7 +231,7 @@ class TranscriptionStream:
             return  # the pool has no worker to spare: try again at the next window
         job = DecodeJob(start, end, utterance.committed_text, future, cancel)
         self._last_partial_s = self._now_s
-        self._partial = job
+        self._partial = self._latest = job
         self._spawn(self._publish_partial(job, utterance))
 
     def _on_pause(self, boundary: Boundary) -> None:
@@ -227,12 +239,13 @@ class TranscriptionStream:
         if utterance is None:
             return
         partial, self._partial = self._partial, None
-        if partial is not None and partial.end >= self._voiced_end():
-            speculative = partial  # already decoding all the speech: no need to start again
+        latest = self._latest
+        if latest is not None and latest.end >= self._voiced_end() and _usable(latest):
+            speculative = latest  # it read all the speech already: no need to decode again
         else:
-            if partial is not None:
-                partial.cancel.set()
             speculative = self._urgent_decode(utterance)
+        if partial is not None and partial is not speculative:
+            partial.cancel.set()
         self._speculative = speculative
         self._spawn(self._publish_pause(speculative, utterance, boundary))
 
@@ -339,7 +352,7 @@ class TranscriptionStream:
     def _start_silence(self) -> None:
         self._utterance = None
         self._speculative = None
-        self._partial = None
+        self._partial = self._latest = None
         self._preroll.clear()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -347,6 +360,13 @@ class TranscriptionStream:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
+
+
+def _usable(job: DecodeJob) -> bool:
+    """Not given up, and not failed."""
+    if job.cancel.is_set():
+        return False
+    return not job.future.done() or (not job.future.cancelled() and not job.future.exception())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -221,3 +221,35 @@ async def test_a_flush_ends_the_utterance_at_once(vad_executor: ThreadPoolExecut
     events = await asyncio.wait_for(run(SecondsDecoder(), inputs(), vad_executor), 20)
     assert kinds(events) == [SpeechEventKind.SPEECH_STARTED, SpeechEventKind.END_OF_TURN]
     assert transcripts(events)[-1].final
+
+
+class RecordingDecoder:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding:
+        self.seconds.append(len(samples) / RATE)
+        return Decoding(f"heard {len(samples) / RATE:.3f}")
+
+
+async def test_a_decode_started_as_silence_begins_becomes_the_pause_decode(
+    vad_executor: ThreadPoolExecutor,
+) -> None:
+    async def inputs() -> AsyncIterator[StreamInput]:
+        for chunk in chunks(np.concatenate([silence(0.5), tone(1.0), silence(1.0)])):
+            yield chunk
+            await asyncio.sleep(0.001)
+
+    read: dict[float, float] = {}
+    for anticipate_s in (0.064, 0.0):
+        config = StreamConfig(CONFIG.endpoint, partial_interval_s=10.0, anticipate_s=anticipate_s)
+        decoder = RecordingDecoder()
+        events = await asyncio.wait_for(run(decoder, inputs(), vad_executor, config=config), 20)
+        final = next(t for t in transcripts(events) if t.final)
+        at_pause = next(t for t in transcripts(events) if t.at_pause)
+        assert final.text == at_pause.text
+        # One decode served as the pause decode and the final, either way.
+        assert len(decoder.seconds) == 1
+        read[anticipate_s] = decoder.seconds[0]
+    # Anticipating, it started two windows into the silence; otherwise at the pause (five).
+    assert read[0.0] - read[0.064] == pytest.approx(3 * 512 / RATE)
