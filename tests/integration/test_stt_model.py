@@ -10,6 +10,7 @@ import subprocess
 import sys
 import wave
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -137,3 +138,13 @@ def test_an_unavailable_model_fails_at_start_listing_what_can_be_had() -> None:
     assert result.returncode == 2
     assert "large-v9" in result.stderr
     assert "tiny.en" in result.stderr and "base" in result.stderr
+
+
+def test_base_is_assembled_on_first_use_and_transcribes(
+    speech_clips: list[Clip], tmp_path: Path
+) -> None:
+    settings = SttSettings.from_env({"STT_MODEL": "base", "VOICE_CACHE_DIR": str(tmp_path)})
+    decoder = WhisperDecoder(settings)
+    assert (tmp_path / "whisper-base" / "model.bin").exists()
+    clip = clip_named(speech_clips, "036_")
+    assert normalize_transcript(decoder.decode(read(clip)).text) == clip.transcript_normalized
