@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ctranslate2
 import pytest
 
-from services.stt import whisper
 from services.stt.whisper import DeviceChoice, choose_device
 
 pytestmark = pytest.mark.unit
@@ -28,5 +28,5 @@ def test_device_choice(
     compute_type: str,
     expected: DeviceChoice,
 ) -> None:
-    monkeypatch.setattr(whisper.ctranslate2, "get_cuda_device_count", lambda: gpus)
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
     assert choose_device(device, compute_type) == expected
