@@ -16,6 +16,7 @@ from services.stt.engine import (
     Decoder,
     Decoding,
     FlushInput,
+    Segment,
     SpeechEvent,
     SpeechEventKind,
     StreamInput,
@@ -253,3 +254,38 @@ async def test_a_decode_started_as_silence_begins_becomes_the_pause_decode(
         read[anticipate_s] = decoder.seconds[0]
     # Anticipating, it started two windows into the silence; otherwise at the pause (five).
     assert read[0.0] - read[0.064] == pytest.approx(3 * 512 / RATE)
+
+
+class SegmentsDecoder:
+    """One timestamped segment ("s") per 0.5 s of audio; records how much audio it read."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding:
+        seconds = len(samples) / RATE
+        self.seconds.append(seconds)
+        count = int(seconds / 0.5)
+        segments = tuple(Segment(i * 0.5, (i + 1) * 0.5, "s") for i in range(count))
+        return Decoding(" ".join(s.text for s in segments), segments)
+
+
+async def test_a_long_stretch_without_pauses_is_decoded_in_a_rolling_window(
+    vad_executor: ThreadPoolExecutor,
+) -> None:
+    config = StreamConfig(CONFIG.endpoint, partial_interval_s=0.2, rolling_window_s=1.5)
+    decoder = SegmentsDecoder()
+
+    async def inputs() -> AsyncIterator[StreamInput]:
+        for chunk in chunks(np.concatenate([silence(0.3), tone(5.0), silence(1.0)])):
+            yield chunk
+            await asyncio.sleep(0.002)
+
+    events = await asyncio.wait_for(run(decoder, inputs(), vad_executor, config=config), 30)
+    final = next(t for t in transcripts(events) if t.final)
+    # Agreed segments were committed: later decodes read less than all the audio so far...
+    growing = [b >= a for a, b in zip(decoder.seconds, decoder.seconds[1:], strict=False)]
+    assert not all(growing), decoder.seconds
+    assert max(decoder.seconds) < 3.0
+    # ...and the final is the committed text followed by the rest: one word per 0.5 s.
+    assert abs(len(final.text.split()) - 5.0 / 0.5) <= 2
