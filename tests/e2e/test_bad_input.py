@@ -26,6 +26,20 @@ async def _next_error(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
             return data
 
 
+async def _settles_at_zero(http: aiohttp.ClientSession, url: str, stage: str) -> bool:
+    gauge = f"voice_{stage}_active_streams "
+    for _ in range(50):
+        async with http.get(url) as response:
+            text = await response.text()
+        value = next(
+            float(line.split()[-1]) for line in text.splitlines() if line.startswith(gauge)
+        )
+        if value == 0:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -120,6 +134,9 @@ async def test_a_client_that_vanishes_mid_turn_leaves_nothing_behind(
             await asyncio.sleep(0.1)
         async with http.get(f"{cluster.cluster.http_url}/health") as response:
             assert (await response.json())["sessions"] == 0
+        # Every stage's stream of that session is closed too: their gauges are back to zero.
+        for name, port in cluster.cluster.config.metrics_ports.items():
+            assert await _settles_at_zero(http, f"http://127.0.0.1:{port}/metrics", name)
     # And the stages still serve a new session fully.
     result = await talk(cluster.url(), clip)
     assert result.latency_ms is not None
