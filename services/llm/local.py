@@ -35,6 +35,8 @@ from voice.settings import LlmSettings
 
 log = logging.getLogger(__name__)
 
+PROMPT_CACHE_RAM_MIB = 128
+
 _DONE = object()
 # The smallest run of cached tokens llama.cpp shifts into place when the prefix changed.
 CACHE_REUSE_MIN_TOKENS = 32
@@ -62,6 +64,9 @@ class LocalLlama:
         params.cpuparams.poll = 0
         params.cpuparams_batch.poll = 0
         params.cache_prompt = True
+        # llama.cpp keeps old prompt states in host memory for reuse; its default cap is
+        # gigabytes, so an always-on service would grow until it reached it. Bound it.
+        params.cache_ram_mib = PROMPT_CACHE_RAM_MIB
         params.n_cache_reuse = CACHE_REUSE_MIN_TOKENS
         params.verbosity = -1
         started = time.perf_counter()
