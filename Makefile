@@ -79,8 +79,8 @@ proto-check: $(INSTALLED) ## Fail when the committed stubs differ from what the 
 	  if ! cmp -s "$$f" "voice/v1/$$(basename $$f)"; then echo "drift: voice/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; fi; \
 	done; rm -rf $$tmp; echo "generated stubs match the protos"
 
-bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SESSIONS=n)
-	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(OUT),--out $(OUT),)
+bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SESSIONS=n MODES=streaming,no-early,serial,overhead)
+	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(OUT),--out $(OUT),) $(if $(MODES),--modes $(MODES),)
 
 bench-baseline: install ## Run the benchmark and save it as the baseline to compare against
 	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) --save-baseline
@@ -133,6 +133,10 @@ up: ## Start everything in containers with compose (PROFILE=cpu|gpu); Jaeger on 
 
 down: ## Stop and remove the compose containers
 	@$(COMPOSE) --profile cpu --profile gpu down
+
+.PHONY: bench-barge-in
+bench-barge-in: install ## Talk over the agent: how fast its audio stops (TRIALS=12)
+	@$(PY) -m bench.barge_in --trials $(or $(TRIALS),12)
 
 .PHONY: bench-llm
 bench-llm: install ## Embedded model, 10-turn conversation: first token, tokens/s, cache, cancel->free

@@ -2,10 +2,11 @@
 
 For every clip in the corpus it streams the audio over the WebSocket in real time, then silence
 until the agent answers, with N sessions at once; and it does so in three modes on the same
-clips: ``streaming`` (the product), ``serial`` (whole transcript, whole reply, then all the
-audio, as voice pipelines did before streaming) and ``overhead`` (instant engines, to measure
-what the gateway and the gRPC hops cost). It writes JSON and a PNG, prints a summary, and
-compares against the saved baseline.
+clips: ``streaming`` (the product), ``no-early`` (streaming without early thinking, to measure
+what starting at the user's pause gains and what it throws away), ``serial`` (whole transcript,
+whole reply, then all the audio, as voice pipelines did before streaming) and ``overhead``
+(instant engines, to measure what the gateway and the gRPC hops cost). It writes JSON and a
+PNG, prints a summary, and compares against the saved baseline.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench.corpus import load_corpus
 from bench.report import (
     compare_baseline,
+    early_thinking,
     median_stages,
     overhead_ms,
     plot,
@@ -36,13 +40,51 @@ BASELINE = ROOT / "bench" / "baseline.json"
 INSTANT = {"STT_ENGINE": "instant", "LLM_PROVIDERS": "instant", "TTS_ENGINES": "instant"}
 
 
+# What each mode asks for in its `start` message.
+MODES: dict[str, dict[str, Any]] = {
+    "streaming": {"pipeline": "streaming"},
+    "no-early": {"pipeline": "streaming", "early_thinking": False},
+    "serial": {"pipeline": "serial"},
+    "overhead": {},
+}
+# Counters read from the cluster's /metrics before and after each mode: what early thinking
+# gained is in the latency, what it cost is here.
+COUNTERS = {
+    "early_confirmed": ("gateway", 'voice_gateway_early_starts_total{result="confirmed"}'),
+    "early_discarded": ("gateway", 'voice_gateway_early_starts_total{result="discarded"}'),
+    "llm_tokens_complete": ("llm", 'voice_llm_tokens_total{ending="complete",kind="completion"}'),
+    "llm_tokens_discarded": ("llm", 'voice_llm_tokens_total{ending="discarded",kind="completion"}'),
+    "llm_prompt_tokens_discarded": (
+        "llm",
+        'voice_llm_tokens_total{ending="discarded",kind="prompt"}',
+    ),
+}
+
+
+async def _counters(cluster: Cluster) -> dict[str, float]:
+    urls = {
+        "gateway": f"{cluster.http_url}/metrics",
+        "llm": f"http://127.0.0.1:{cluster.config.metrics_ports['llm']}/metrics",
+    }
+    pages: dict[str, str] = {}
+    async with aiohttp.ClientSession() as http:
+        for name, url in urls.items():
+            async with http.get(url) as response:
+                pages[name] = await response.text()
+    values = {}
+    for key, (source, series) in COUNTERS.items():
+        line = next((x for x in pages[source].splitlines() if x.startswith(series + " ")), None)
+        values[key] = float(line.split()[-1]) if line else 0.0
+    return values
+
+
 async def _with_cluster(env: dict[str, str], log: Any, work: Any) -> Any:
     config = ClusterConfig.on_free_ports(output=log, env={"OTEL_SDK_DISABLED": "true", **env})
     cluster = Cluster(config)
     print(f"starting a cluster ({'instant engines' if env else 'embedded models'})...", flush=True)
     await cluster.start()
     try:
-        return await work(lambda: f"{cluster.ws_url}/ws/{cluster.token()}")
+        return await work(cluster)
     finally:
         await cluster.stop()
 
@@ -62,14 +104,22 @@ async def run(args: argparse.Namespace) -> int:
     with log_path.open("w") as log:
         model_modes = [m for m in args.modes if m != "overhead"]
 
-        async def play_models(url_for: Any) -> None:
-            for mode in model_modes:
-                records = await run_mode(url_for, clips, args.sessions, {"pipeline": mode}, mode)
-                modes[mode] = {"records": records}
+        async def play(cluster: Cluster, names: list[str]) -> None:
+            def url_for() -> str:
+                return f"{cluster.ws_url}/ws/{cluster.token()}"
 
-        async def play_instant(url_for: Any) -> None:
-            records = await run_mode(url_for, clips, args.sessions, {}, "overhead")
-            modes["overhead"] = {"records": records}
+            for mode in names:
+                before = await _counters(cluster)
+                records = await run_mode(url_for, clips, args.sessions, MODES[mode], mode)
+                after = await _counters(cluster)
+                counted = {key: after[key] - before[key] for key in COUNTERS}
+                modes[mode] = {"records": records, "counters": counted}
+
+        async def play_models(cluster: Cluster) -> None:
+            await play(cluster, model_modes)
+
+        async def play_instant(cluster: Cluster) -> None:
+            await play(cluster, ["overhead"])
 
         try:
             if model_modes:
@@ -87,6 +137,9 @@ async def run(args: argparse.Namespace) -> int:
     if "overhead" in modes:
         overhead = overhead_ms([r for r in _records(modes["overhead"]) if r])
         modes["overhead"]["overhead"] = overhead
+    gain = early_thinking(modes)
+    if gain is not None:
+        modes["streaming"]["early_thinking"] = gain
     main = modes.get("streaming") or next(iter(modes.values()))
     report = {
         "summary": main["summary"],
@@ -159,15 +212,16 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1, help="sessions at once")
     parser.add_argument(
         "--modes",
-        default="streaming,serial,overhead",
-        help="comma-separated: streaming, serial, overhead",
+        default="streaming,no-early,serial,overhead",
+        help="comma-separated: streaming, no-early (streaming without early thinking), serial, "
+        "overhead",
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
     parser.add_argument("--tolerance", type=float, default=0.15, help="allowed p50/p90 growth")
     parser.add_argument("--save-baseline", action="store_true", help="save this run as baseline")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = set(args.modes) - {"streaming", "serial", "overhead"}
+    unknown = set(args.modes) - set(MODES)
     if unknown or args.sessions < 1:
         parser.error(f"bad --modes {sorted(unknown)} or --sessions {args.sessions}")
     return asyncio.run(run(args))

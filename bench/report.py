@@ -96,6 +96,7 @@ def print_tables(modes: dict[str, dict[str, Any]]) -> None:
             f"\n  streaming vs serial: p50 {serial['p50_ms'] / streaming['p50_ms']:.2f}x faster, "
             f"p90 {serial['p90_ms'] / streaming['p90_ms']:.2f}x faster"
         )
+    _print_early_thinking(modes)
     if "streaming" in modes:
         stages = modes["streaming"]["median_stages"]
         order = sorted(stages.items(), key=lambda item: item[1])
@@ -108,6 +109,44 @@ def print_tables(modes: dict[str, dict[str, Any]]) -> None:
             f"\n  overhead (instant engines; gateway + gRPC hops after stt's end of turn): "
             f"p50 {_ms(over['p50_ms']).strip()} ms, p90 {_ms(over['p90_ms']).strip()} ms"
         )
+
+
+def early_thinking(modes: dict[str, dict[str, Any]]) -> dict[str, float] | None:
+    """What starting at the user's pause gained (latency) and cost (generations thrown away)."""
+    if "streaming" not in modes or "no-early" not in modes:
+        return None
+    on, off = modes["streaming"]["summary"], modes["no-early"]["summary"]
+    if not (on.get("p50_ms") and off.get("p50_ms")):
+        return None
+    counters = modes["streaming"].get("counters", {})
+    confirmed = counters.get("early_confirmed", 0.0)
+    discarded = counters.get("early_discarded", 0.0)
+    wasted = counters.get("llm_tokens_discarded", 0.0)
+    generated = wasted + counters.get("llm_tokens_complete", 0.0)
+    return {
+        "p50_gain_ms": round(off["p50_ms"] - on["p50_ms"], 1),
+        "p90_gain_ms": round(off["p90_ms"] - on["p90_ms"], 1),
+        "early_confirmed": confirmed,
+        "early_discarded": discarded,
+        "discarded_completion_tokens": wasted,
+        "discarded_prompt_tokens": counters.get("llm_prompt_tokens_discarded", 0.0),
+        "wasted_token_share": round(wasted / generated, 3) if generated else 0.0,
+    }
+
+
+def _print_early_thinking(modes: dict[str, dict[str, Any]]) -> None:
+    gain = early_thinking(modes)
+    if gain is None:
+        return
+    print(
+        f"\n  early thinking (streaming vs no-early): p50 {gain['p50_gain_ms']:+.0f} ms, "
+        f"p90 {gain['p90_gain_ms']:+.0f} ms gained\n"
+        f"    early starts: {gain['early_confirmed']:.0f} confirmed, "
+        f"{gain['early_discarded']:.0f} discarded (the user went on); thrown away: "
+        f"{gain['discarded_completion_tokens']:.0f} completion and "
+        f"{gain['discarded_prompt_tokens']:.0f} prompt tokens "
+        f"({gain['wasted_token_share']:.0%} of all completion tokens)"
+    )
 
 
 def plot(modes: dict[str, dict[str, Any]], path: Path) -> None:

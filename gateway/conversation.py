@@ -50,6 +50,7 @@ class ConversationConfig:
     session_id: str
     serial: bool
     barge_in_s: float
+    early_thinking: bool
     turn_timeout_s: float
 
 
@@ -127,7 +128,7 @@ class Conversation:
 
     async def on_transcript(self, transcript: stt_pb2.Transcript) -> None:
         text = transcript.text.strip()
-        if transcript.at_pause and text and not self.config.serial:
+        if transcript.at_pause and text and self.config.early_thinking and not self.config.serial:
             if self.state is not State.USER_SPEAKING:
                 self._set_state(State.USER_SPEAKING)
             await self._start_turn(transcript, early=True)
@@ -224,14 +225,17 @@ class Conversation:
             self._metrics.early_starts.labels("discarded").inc()
             await self.cancel_turn()
 
-    async def cancel_turn(self) -> None:
-        """Stop the current turn. The client hears of it only if it saw or heard any of it."""
+    async def cancel_turn(self) -> bool:
+        """Stop the current turn. The client hears of it only if it saw or heard any of it.
+
+        Returns whether the client was told (``interrupted``).
+        """
         task, turn = self._task, self.turn
         self._task, self.turn = None, None
         if self._listening_again is not None:
             self._listening_again.cancel()
         if task is None or turn is None:
-            return
+            return False
         audible = not turn.early and (not task.done() or turn.playing())
         turn.discarded = turn.early
         if not task.done():
@@ -242,6 +246,7 @@ class Conversation:
             self._metrics.interruptions.inc()
             self._metrics.turns.labels("interrupted").inc()
             await self._channels.send_text(event("interrupted", turn_id=turn.turn_id))
+        return audible
 
     async def drain(self, timeout_s: float) -> None:
         """Let the current turn finish (for a graceful shutdown), at most ``timeout_s``."""
@@ -276,9 +281,13 @@ class Conversation:
         self._barge_in = None
         self._overlapping = None
         self._set_state(State.USER_SPEAKING)
-        task = asyncio.get_running_loop().create_task(self.cancel_turn())
+        task = asyncio.get_running_loop().create_task(self._interrupt(time.perf_counter()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _interrupt(self, decided_at: float) -> None:
+        if await self.cancel_turn():
+            self._metrics.barge_in.observe(time.perf_counter() - decided_at)
 
     def _set_state(self, state: State) -> None:
         if state is self.state:

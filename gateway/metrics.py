@@ -26,6 +26,12 @@ class GatewayMetrics:
         self.interruptions = Counter(
             "voice_gateway_interruptions", "Agent turns cut short by the user", registry=r
         )
+        self.barge_in = Histogram(
+            "voice_gateway_barge_in_seconds",
+            "From the barge-in decision to the agent's turn stopped and `interrupted` sent",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.early_starts = Counter(
             "voice_gateway_early_starts",
             "Turns started at the user's pause, by what became of them",

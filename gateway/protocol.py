@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from voice.opus import OPUS_RATES
+
 MIN_RATE, MAX_RATE = 8000, 48000
 VALID_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
@@ -27,6 +29,10 @@ class Start:
     # "streaming" (the default) or "serial": the whole transcript, then the whole reply, then
     # all of its audio, as voice pipelines worked before streaming. For comparisons.
     pipeline: str = ""
+    # Start the LLM on the transcript decoded at the user's pause (None: the gateway's setting).
+    early_thinking: bool | None = None
+    # "pcm16" (the default) or "opus": one raw Opus packet per binary frame, both ways.
+    codec: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,32 @@ def _text(value: Any, field: str, limit: int = 64) -> str:
 
 
 PIPELINES = ("streaming", "serial")
+CODECS = ("pcm16", "opus")
 
 
-def _pipeline(value: Any) -> str:
+def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     if value is None:
         return ""
-    if value not in PIPELINES:
-        raise ProtocolError("invalid_message", f"pipeline must be one of {', '.join(PIPELINES)}")
+    if value not in choices:
+        raise ProtocolError("invalid_message", f"{field} must be one of {', '.join(choices)}")
     return str(value)
+
+
+def _flag(value: Any, field: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ProtocolError("invalid_message", f"{field} must be true or false")
+
+
+def _codec(data: dict[str, Any]) -> str:
+    codec = _choice(data.get("codec"), "codec", CODECS)
+    rate = data.get("output_sample_rate")
+    if codec == "opus" and rate is not None and rate not in OPUS_RATES:
+        raise ProtocolError(
+            "invalid_sample_rate",
+            f"with Opus, output_sample_rate must be one of {', '.join(map(str, OPUS_RATES))}",
+        )
+    return codec
 
 
 def parse_client_message(raw: str) -> ClientMessage:
@@ -84,7 +108,9 @@ def parse_client_message(raw: str) -> ClientMessage:
             output_sample_rate=_rate(data.get("output_sample_rate"), "output_sample_rate"),
             voice=_text(data.get("voice"), "voice"),
             language=_text(data.get("language"), "language", 16),
-            pipeline=_pipeline(data.get("pipeline")),
+            pipeline=_choice(data.get("pipeline"), "pipeline", PIPELINES),
+            early_thinking=_flag(data.get("early_thinking"), "early_thinking"),
+            codec=_codec(data),
         )
     if kind == "stop":
         return Stop()

@@ -19,11 +19,13 @@ from typing import Any
 import grpc
 from aiohttp import WSMsgType, web
 
+from gateway.codec import AudioIn, Pcm16In, audio_in, audio_out
 from gateway.conversation import Conversation, ConversationConfig
 from gateway.metrics import GatewayMetrics
 from gateway.protocol import ProtocolError, Start, Stop, event, parse_client_message
 from gateway.turn import TurnChannels
 from gateway.upstream import DuplexStream, Upstreams
+from voice.opus import OPUS_RATES
 from voice.settings import GatewaySettings
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 
@@ -40,6 +42,12 @@ RECOVERABLE = (
     grpc.StatusCode.INTERNAL,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.DEADLINE_EXCEEDED,
+)
+# Agent audio rate for Opus clients when the gateway's default is not an Opus rate.
+OPUS_DEFAULT_OUTPUT_RATE = 24000
+SPEECH_STARTS = (
+    stt_pb2.SpeechEvent.KIND_SPEECH_STARTED,
+    stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED,
 )
 # A client that does not take a frame within this long is too slow to keep.
 SEND_TIMEOUT_S = 5.0
@@ -68,6 +76,9 @@ class Session:
         self._input_rate = settings.input_sample_rate
         self._output_rate = settings.output_sample_rate
         self._serial = settings.pipeline == "serial"
+        self._early_thinking = settings.early_thinking
+        self._codec = "pcm16"
+        self._audio_in: AudioIn = Pcm16In(self._input_rate)
         self._send_lock = asyncio.Lock()
         self._stt: DuplexStream[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse] | None = None
         self._llm: DuplexStream[llm_pb2.ConverseRequest, llm_pb2.ConverseResponse] | None = None
@@ -111,6 +122,7 @@ class Session:
                 session_id=self.id,
                 sample_rate=self._input_rate,
                 output_sample_rate=self._output_rate,
+                codec=self._codec,
             )
         )
 
@@ -158,18 +170,22 @@ class Session:
         self._output_rate = message.output_sample_rate or self._output_rate
         if message.pipeline:
             self._serial = message.pipeline == "serial"
+        if message.early_thinking is not None:
+            self._early_thinking = message.early_thinking
+        self._codec = message.codec or self._codec
+        if self._codec == "opus" and self._output_rate not in OPUS_RATES:
+            self._output_rate = OPUS_DEFAULT_OUTPUT_RATE
+        self._audio_in = audio_in(self._codec, self._input_rate)
+        self._input_rate = self._audio_in.sample_rate
         self._open_upstreams()
         await self._ready()
         return True
 
-    async def _on_audio(self, pcm: bytes) -> None:
-        frame_ms = len(pcm) * 1000 / (2 * self._input_rate)
-        if len(pcm) % 2 or frame_ms < 10 or frame_ms > 200:
-            await self.send_error(
-                "invalid_audio",
-                "binary frames must be PCM16 mono of 10 to 200 ms "
-                f"at {self._input_rate} Hz (got {len(pcm)} bytes)",
-            )
+    async def _on_audio(self, frame: bytes) -> None:
+        try:
+            pcm = self._audio_in.decode(frame)
+        except ProtocolError as error:
+            await self.send_error(error.code, str(error))
             return
         if self._stt is None:
             self._open_upstreams()
@@ -222,6 +238,7 @@ class Session:
                 session_id=self.id,
                 serial=self._serial,
                 barge_in_s=settings.barge_in_ms / 1000,
+                early_thinking=self._early_thinking,
                 turn_timeout_s=settings.turn_timeout_s,
             ),
             TurnChannels(
@@ -231,6 +248,7 @@ class Session:
                 send_text=self.send_text,
                 send_bytes=self.send_bytes,
                 send_error=self.send_error,
+                audio_out=lambda rate: audio_out(self._codec, rate),
             ),
             self.arrival_time,
             self._metrics,
@@ -332,6 +350,9 @@ class Session:
         conversation = self._conversation
         assert conversation is not None
         if response.HasField("speech_event"):
+            kind = response.speech_event.kind
+            if kind in SPEECH_STARTS:
+                await self.send_text(event("speech_started", turn_id=conversation.next_turn_id))
             await conversation.on_speech_event(response.speech_event)
             return
         transcript = response.transcript

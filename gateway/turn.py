@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from opentelemetry import trace
 
+from gateway.codec import AudioOut, Pcm16Out
 from gateway.protocol import event
 from gateway.timeline import Timeline
 from voice.telemetry import trace_context_message
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.gateway")
 
 Response = TypeVar("Response", llm_pb2.ConverseResponse, tts_pb2.SynthesizeResponse)
+
+
+# What a turn sends the client, in order: an event, audio with the text it speaks, or the
+# end of the audio (the codec's last frames).
+class EndOfAudio:
+    pass
+
+
+END_OF_AUDIO = EndOfAudio()
+Item = str | tuple[bytes, str] | EndOfAudio
 SendText = Callable[[str], Awaitable[None]]
 SendBytes = Callable[[bytes], Awaitable[None]]
 
@@ -46,6 +57,8 @@ class TurnChannels:
     send_text: SendText
     send_bytes: SendBytes
     send_error: Callable[..., Awaitable[None]]
+    # The client's codec for agent audio at a sample rate (PCM16 passes through).
+    audio_out: Callable[[int], AudioOut] = lambda _rate: Pcm16Out()
 
 
 @dataclass
@@ -116,7 +129,8 @@ class AgentTurn:
         self._trace_context: audio_pb2.TraceContext | None = None
         self._linked = False
         self._spoken = _Spoken()
-        self._held: list[str | tuple[bytes, str]] | None = [] if early or serial else None
+        self._held: list[Item] | None = [] if early or serial else None
+        self._audio_out: AudioOut = Pcm16Out()
         self._released = asyncio.Event()
         self._emit_lock = asyncio.Lock()
         if self._held is None:
@@ -188,6 +202,7 @@ class AgentTurn:
             self.timeline.mark("pipeline_complete")
             span.set_attribute("llm.provider", self.provider)
             self._record(span)
+            await self._emit(END_OF_AUDIO)
             await self._emit(event("audio_end", turn_id=self.turn_id))
             await self._emit(
                 event("turn_complete", turn_id=self.turn_id, latency=self.timeline.waterfall_ms())
@@ -215,19 +230,24 @@ class AgentTurn:
             span.add_event(ending)
             span.set_attribute("voice.turn_ending", ending)
 
-    async def _emit(self, item: str | tuple[bytes, str]) -> None:
+    async def _emit(self, item: Item) -> None:
         async with self._emit_lock:
             if self._held is not None:
                 self._held.append(item)
             else:
                 await self._send(item)
 
-    async def _send(self, item: str | tuple[bytes, str]) -> None:
+    async def _send(self, item: Item) -> None:
         if isinstance(item, str):
             await self._channels.send_text(item)
             return
+        if isinstance(item, EndOfAudio):
+            for frame in await self._audio_out.flush():
+                await self._channels.send_bytes(frame)
+            return
         pcm, text = item
-        await self._channels.send_bytes(pcm)
+        for frame in await self._audio_out.encode(pcm):
+            await self._channels.send_bytes(frame)
         self._spoken.add(pcm, text)
         if "first_audio_sent" not in self.timeline.marks:
             self.timeline.mark("first_audio_sent")
@@ -304,12 +324,10 @@ class AgentTurn:
                 return
             kind = response.WhichOneof("event")
             if kind == "start":
-                self._spoken.sample_rate = response.start.sample_rate
-                await self._emit(
-                    event(
-                        "audio_start", turn_id=self.turn_id, sample_rate=response.start.sample_rate
-                    )
-                )
+                rate = response.start.sample_rate
+                self._spoken.sample_rate = rate
+                self._audio_out = self._channels.audio_out(rate)
+                await self._emit(event("audio_start", turn_id=self.turn_id, sample_rate=rate))
             elif kind == "audio":
                 await self._emit((response.audio.audio.pcm, response.audio.text))
             elif kind == "end":

@@ -22,6 +22,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from voice.audio import Resampler
+from voice.opus import OpusDecoder, OpusEncoder
+
 FRAME_MS = 20
 VOICED_DBFS = -45.0
 
@@ -38,16 +41,25 @@ class ClipAudio:
                 raise ValueError(f"{path}: expected mono 16-bit PCM")
             return ClipAudio(wav.readframes(wav.getnframes()), wav.getframerate())
 
-    def last_voiced_s(self) -> float:
-        """Where the speech ends: the end of the last 10 ms window above -45 dBFS."""
+    def _loud_windows(self) -> tuple[np.ndarray, int]:
+        """Indexes of the 10 ms windows above -45 dBFS, and the window length in samples."""
         samples = np.frombuffer(self.pcm, dtype="<i2").astype(np.float32) / 32768.0
         window = self.sample_rate // 100
         count = len(samples) // window
         if count == 0:
-            return 0.0
+            return np.zeros(0, dtype=np.int64), window
         rms = np.sqrt(np.mean(samples[: count * window].reshape(count, window) ** 2, axis=1))
-        loud = np.nonzero(20 * np.log10(np.maximum(rms, 1e-10)) > VOICED_DBFS)[0]
+        return np.nonzero(20 * np.log10(np.maximum(rms, 1e-10)) > VOICED_DBFS)[0], window
+
+    def last_voiced_s(self) -> float:
+        """Where the speech ends: the end of the last 10 ms window above -45 dBFS."""
+        loud, window = self._loud_windows()
         return float((loud[-1] + 1) * window / self.sample_rate) if loud.size else 0.0
+
+    def first_voiced_s(self) -> float:
+        """Where the speech starts: the start of the first 10 ms window above -45 dBFS."""
+        loud, window = self._loud_windows()
+        return float(loud[0] * window / self.sample_rate) if loud.size else 0.0
 
 
 @dataclass
@@ -70,14 +82,20 @@ class TurnResult:
     waterfall: dict[str, float] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Binary payload bytes on the socket, both ways (what the codec costs in bandwidth).
+    wire_bytes_sent: int = 0
+    wire_bytes_received: int = 0
+    audio_seconds_sent: float = 0.0
 
 
 class _Listener:
     """Reads the server's events and keeps what belongs to the answer turn."""
 
-    def __init__(self, result: TurnResult, speech_end_at: float) -> None:
+    def __init__(self, result: TurnResult, speech_end_at: float, codec: str) -> None:
         self.result = result
         self.speech_end_at = speech_end_at
+        self._decoder = OpusDecoder() if codec == "opus" else None
+        self._resampler: Resampler | None = None
         self.answer_turn: str | None = None
         self.audio_turn: str | None = None
         self.done = asyncio.Event()
@@ -86,11 +104,20 @@ class _Listener:
         return (time.perf_counter() - self.speech_end_at) * 1000
 
     def on_audio(self, data: bytes) -> None:
+        self.result.wire_bytes_received += len(data)
         if self.answer_turn is None or self.audio_turn != self.answer_turn:
             return
         if self.result.latency_ms is None:
             self.result.latency_ms = self.since_speech_end()
-        self.result.audio.extend(data)
+        self.result.audio.extend(self._pcm(data))
+
+    def _pcm(self, data: bytes) -> bytes:
+        """Opus packets decode at 48 kHz: resampled to the rate the session announced."""
+        if self._decoder is None:
+            return data
+        if self._resampler is None:
+            self._resampler = Resampler(self._decoder.sample_rate, self.result.output_sample_rate)
+        return self._resampler.process(self._decoder.decode(data))
 
     def on_event(self, data: dict[str, Any]) -> None:
         result = self.result
@@ -134,15 +161,19 @@ async def talk(
     """Stream ``clip`` to ``url`` (``ws://host:port/ws/TOKEN``) and collect the agent's answer.
 
     ``speech_end_s`` is where the speech in the clip ends (default: found from its loudness).
+    ``start`` may ask for ``"codec": "opus"``: the clip is then sent as Opus packets, and the
+    agent's Opus audio is decoded back to PCM16 in the result.
     """
     result = TurnResult()
     frame_bytes = clip.sample_rate * FRAME_MS // 1000 * 2
+    codec = str((start or {}).get("codec", "pcm16"))
+    encoder = OpusEncoder(clip.sample_rate) if codec == "opus" else None
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         hello = {"type": "start", "sample_rate": clip.sample_rate, **(start or {})}
         await ws.send_str(json.dumps(hello))
         started = time.perf_counter()
         end_offset = clip.last_voiced_s() if speech_end_s is None else speech_end_s
-        listener = _Listener(result, started + end_offset)
+        listener = _Listener(result, started + end_offset, codec)
 
         async def receive() -> None:
             async for message in ws:
@@ -163,7 +194,10 @@ async def talk(
             frame = clip.pcm[sent : sent + frame_bytes] if sent < len(clip.pcm) else silence
             if len(frame) < frame_bytes:
                 frame += b"\x00" * (frame_bytes - len(frame))
-            await ws.send_bytes(frame)
+            for payload in [frame] if encoder is None else encoder.encode(frame):
+                await ws.send_bytes(payload)
+                result.wire_bytes_sent += len(payload)
+            result.audio_seconds_sent += FRAME_MS / 1000
             sent += frame_bytes
             if realtime:
                 delay = started + sent / (2 * clip.sample_rate) - time.perf_counter()

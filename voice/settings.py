@@ -323,6 +323,7 @@ class GatewaySettings:
     max_frame_bytes: int
     pipeline: str
     barge_in_ms: int
+    early_thinking: bool
     idle_timeout_s: float
     turn_timeout_s: float
     drain_timeout_s: float
@@ -348,6 +349,7 @@ class GatewaySettings:
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
             pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
             barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
+            early_thinking=env.flag(True, "GATEWAY_EARLY_THINKING"),
             idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
             turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
             drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),

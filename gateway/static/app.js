@@ -5,6 +5,9 @@
 // events (transcripts, the agent's text, a latency waterfall per turn) and binary PCM16 agent
 // audio, which is played gap-free through a small jitter buffer. Press again to stop.
 //
+// With the Opus codec (the select beside the level meter, or ?codec=opus), the same frames go
+// through WebCodecs' AudioEncoder and each binary frame is one Opus packet, both ways.
+//
 // window.voiceStats exposes counters for tests and for debugging from the console.
 
 const INPUT_RATE = 16000; // what the worklet produces and the start message announces
@@ -13,6 +16,7 @@ const FRAME_MS = 20;
 const JITTER_S = 0.06; // how far ahead of "now" playback starts after an underrun
 const CONNECT_TIMEOUT_MS = 10000;
 const MAX_BUFFERED_BYTES = 256 * 1024; // drop microphone frames rather than queue behind a stall
+const OPUS_BITRATE = 32000;
 
 const stats = {
   state: "idle",
@@ -41,6 +45,7 @@ const ui = {
   token: $("token"),
   talk: $("talk"),
   talkLabel: $("talk-label"),
+  codec: $("codec"),
   meter: $("mic-level"),
   state: $("state"),
   stateText: $("state-text"),
@@ -72,6 +77,7 @@ function setState(state) {
   ui.talk.classList.toggle("active", active);
   ui.talkLabel.textContent = active ? "Stop" : "Talk";
   ui.token.disabled = active;
+  ui.codec.disabled = active;
   if (!active) ui.meter.value = 0;
 }
 
@@ -93,6 +99,7 @@ function clearError() {
 // Friendlier names for the gateway's waterfall stages; unknown stages keep their own name.
 const STAGE_LABELS = {
   audio_received: "end of speech",
+  end_of_turn: "end of turn",
   stt_complete: "transcribed",
   llm_start: "LLM request",
   llm_first_token: "first token",
@@ -273,7 +280,13 @@ class Player {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
     const samples = new Float32Array(count);
     for (let i = 0; i < count; i++) samples[i] = view.getInt16(2 * i, true) / 32768;
-    const buffer = this.context.createBuffer(1, count, this.rate);
+    this.enqueueSamples(samples, this.rate);
+  }
+
+  // Float samples at `rate` (decoded Opus comes this way, at 48 kHz).
+  enqueueSamples(samples, rate) {
+    if (samples.length === 0) return;
+    const buffer = this.context.createBuffer(1, samples.length, rate);
     buffer.copyToChannel(samples, 0);
 
     const source = this.context.createBufferSource();
@@ -383,6 +396,101 @@ class Microphone {
   }
 }
 
+// --------------------------------------------------------------------------- Opus (WebCodecs)
+
+function opusSupported() {
+  return typeof AudioEncoder === "function" && typeof AudioDecoder === "function";
+}
+
+// Microphone frames (PCM16 at INPUT_RATE) in, one Opus packet per 20 ms out.
+class OpusSender {
+  static async open(send) {
+    const config = {
+      codec: "opus",
+      sampleRate: INPUT_RATE,
+      numberOfChannels: 1,
+      bitrate: OPUS_BITRATE,
+      opus: { frameDuration: FRAME_MS * 1000 },
+    };
+    const support = await AudioEncoder.isConfigSupported(config);
+    if (!support.supported) {
+      throw new UserError("Opus unavailable", "This browser cannot encode Opus. Choose PCM16.");
+    }
+    return new OpusSender(config, send);
+  }
+
+  constructor(config, send) {
+    this.timestamp = 0; // microseconds, as WebCodecs counts
+    this.encoder = new AudioEncoder({
+      output: (chunk) => {
+        const packet = new ArrayBuffer(chunk.byteLength);
+        chunk.copyTo(packet);
+        send(packet);
+      },
+      error: (error) => console.warn("Opus encoder:", error),
+    });
+    this.encoder.configure(config);
+  }
+
+  push(pcm) {
+    const frames = pcm.byteLength / 2;
+    const audio = new AudioData({
+      format: "s16",
+      sampleRate: INPUT_RATE,
+      numberOfFrames: frames,
+      numberOfChannels: 1,
+      timestamp: this.timestamp,
+      data: pcm,
+    });
+    this.timestamp += (frames * 1e6) / INPUT_RATE;
+    this.encoder.encode(audio);
+    audio.close();
+  }
+
+  close() {
+    if (this.encoder.state !== "closed") this.encoder.close();
+  }
+}
+
+// Opus packets from the gateway in, float samples (48 kHz) out to the Player.
+class OpusReceiver {
+  constructor(onSamples) {
+    this.timestamp = 0;
+    this.decoder = new AudioDecoder({
+      output: (audio) => {
+        const samples = new Float32Array(audio.numberOfFrames);
+        audio.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
+        const rate = audio.sampleRate;
+        audio.close();
+        onSamples(samples, rate);
+      },
+      error: (error) => console.warn("Opus decoder:", error),
+    });
+    this.configure();
+  }
+
+  configure() {
+    this.decoder.configure({ codec: "opus", sampleRate: 48000, numberOfChannels: 1 });
+  }
+
+  push(packet) {
+    const chunk = new EncodedAudioChunk({ type: "key", timestamp: this.timestamp, data: packet });
+    this.timestamp += FRAME_MS * 1000;
+    this.decoder.decode(chunk);
+  }
+
+  // Drops what is still being decoded (after `interrupted`).
+  reset() {
+    if (this.decoder.state !== "configured") return;
+    this.decoder.reset();
+    this.configure();
+  }
+
+  close() {
+    if (this.decoder.state !== "closed") this.decoder.close();
+  }
+}
+
 // --------------------------------------------------------------------------- connection
 
 class UserError extends Error {
@@ -455,6 +563,8 @@ class Client {
     this.mic = null;
     this.conversation = new Conversation();
     this.dropAudio = false; // after "interrupted", until the next audio_start
+    this.sender = null; // OpusSender when the codec is Opus
+    this.receiver = null; // OpusReceiver when the codec is Opus
     this.attempt = 0;
     this.lastServerError = null;
   }
@@ -492,15 +602,25 @@ class Client {
     this.lastServerError = null;
     this.dropAudio = false;
     const audioReady = this.ensureAudio(); // inside the click's gesture: no await before this
+    const codec = ui.codec.value;
     let ws = null;
     try {
+      if (codec === "opus" && !opusSupported()) {
+        throw new UserError("Opus unavailable", "This browser has no WebCodecs. Choose PCM16.");
+      }
       ws = await openSocket(token);
       if (!current()) throw new Error("stopped while connecting");
       this.ws = ws;
       ws.onmessage = (event) => this.onMessage(event);
       ws.onclose = (event) => this.onClose(event);
       // `start` must precede any audio; the microphone only opens after it is sent.
-      ws.send(JSON.stringify({ type: "start", sample_rate: INPUT_RATE, output_sample_rate: OUTPUT_RATE }));
+      ws.send(
+        JSON.stringify({ type: "start", sample_rate: INPUT_RATE, output_sample_rate: OUTPUT_RATE, codec }),
+      );
+      if (codec === "opus") {
+        this.sender = await OpusSender.open((packet) => this.sendBinary(packet));
+        this.receiver = new OpusReceiver((samples, rate) => this.play(samples, rate));
+      }
       await audioReady;
       await this.workletReady;
       const mic = await Microphone.open(
@@ -548,18 +668,27 @@ class Client {
     }
     this.ws = null;
     if (this.player) this.player.stop();
+    if (this.sender) this.sender.close();
+    if (this.receiver) this.receiver.close();
+    this.sender = null;
+    this.receiver = null;
   }
 
   sendFrame(pcm) {
+    if (this.sender) this.sender.push(pcm);
+    else this.sendBinary(pcm);
+  }
+
+  sendBinary(data) {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       stats.framesDropped += 1;
       return;
     }
-    ws.send(pcm);
+    ws.send(data);
     stats.framesSent += 1;
-    stats.bytesSent += pcm.byteLength;
+    stats.bytesSent += data.byteLength;
   }
 
   showLevel(rms) {
@@ -600,7 +729,17 @@ class Client {
     stats.audioChunksReceived += 1;
     stats.audioBytesReceived += data.byteLength;
     if (this.dropAudio || !this.player) return;
+    if (this.receiver) {
+      this.receiver.push(data); // decoded asynchronously, then play()
+      return;
+    }
     this.player.enqueue(data);
+    if (stats.state === "listening") setState("speaking");
+  }
+
+  play(samples, rate) {
+    if (this.dropAudio || !this.player) return;
+    this.player.enqueueSamples(samples, rate);
     if (stats.state === "listening") setState("speaking");
   }
 }
@@ -610,8 +749,9 @@ Client.prototype.handlers = {
   ready(m) {
     stats.sessionId = m.session_id;
     if (this.player && m.output_sample_rate) this.player.rate = m.output_sample_rate;
+    const microphone = m.codec === "opus" ? "Opus" : `PCM16 ${m.sample_rate / 1000} kHz`;
     ui.sessionInfo.textContent =
-      `Session ${m.session_id} · microphone ${m.sample_rate / 1000} kHz · ` +
+      `Session ${m.session_id} · microphone ${microphone} · ` +
       `agent audio ${m.output_sample_rate / 1000} kHz`;
   },
 
@@ -645,6 +785,7 @@ Client.prototype.handlers = {
   interrupted(m) {
     stats.interruptions += 1;
     this.dropAudio = true;
+    if (this.receiver) this.receiver.reset();
     if (this.player) this.player.stop();
     if (stats.state === "speaking") setState("listening");
     this.conversation.turn(m.turn_id).setStatus("Interrupted", "interrupted");
@@ -668,7 +809,9 @@ Client.prototype.handlers = {
 // --------------------------------------------------------------------------- wiring
 
 const client = new Client();
-ui.token.value = new URLSearchParams(location.search).get("token") || "";
+const query = new URLSearchParams(location.search);
+ui.token.value = query.get("token") || "";
+if (query.get("codec") === "opus") ui.codec.value = "opus";
 setState("idle");
 
 ui.form.addEventListener("submit", (event) => {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Counter
 
 from services.llm.engine import LanguageModel, Turn
 from services.llm.history import History
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("voice.llm")
 
 MAX_TURN_TEXT_CHARS = 20_000
+# What the model read (prompt tokens it had not cached) and wrote, by how the turn ended:
+# complete, interrupted (barge-in), discarded (an early start the user talked past), failed.
+TOKENS = Counter(
+    "voice_llm_tokens", "Tokens the model processed, by kind and turn ending", ["kind", "ending"]
+)
 
 
 @dataclass
@@ -184,7 +190,8 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                     history.record(text, "".join(reply) if heard is None else heard)
                 span.add_event("interrupted")
                 span.set_attribute("llm.cancelled", True)
-                _describe(span, turn, first_token_ms)
+                ending = "discarded" if active.discard else "interrupted"
+                _describe(span, turn, first_token_ms, ending)
                 out.put_nowait(
                     _done(turn_id, turn=turn, cancelled=True, first_token_ms=first_token_ms)
                 )
@@ -198,13 +205,13 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                     log.exception("turn %s failed", turn_id)
                 span.record_exception(error)
                 span.set_attribute("llm.error", message)
-                _describe(span, turn, first_token_ms)
+                _describe(span, turn, first_token_ms, "failed")
                 history.record(text, "".join(reply))
                 out.put_nowait(
                     _done(turn_id, turn=turn, error=message, first_token_ms=first_token_ms)
                 )
                 return
-            _describe(span, turn, first_token_ms)
+            _describe(span, turn, first_token_ms, "complete")
             history.record(text, "".join(reply))
             out.put_nowait(_done(turn_id, turn=turn, first_token_ms=first_token_ms))
 
@@ -216,9 +223,11 @@ def _unless_answered(turn: Turn, reply: list[str]) -> None:
         turn.stats.model = ""
 
 
-def _describe(span: trace.Span, turn: Turn, first_token_ms: float) -> None:
+def _describe(span: trace.Span, turn: Turn, first_token_ms: float, ending: str) -> None:
     """The turn's span names the provider that answered (none if none did) and its numbers."""
     stats = turn.stats
+    TOKENS.labels("prompt", ending).inc(max(stats.prompt_tokens - stats.cached_tokens, 0))
+    TOKENS.labels("completion", ending).inc(stats.completion_tokens)
     if stats.provider:
         span.set_attribute("llm.provider", stats.provider)
         span.set_attribute("llm.model", stats.model)

@@ -56,6 +56,8 @@ LEAD_SILENCE_S = 0.5
 TRAIL_SILENCE_S = 45.0
 ANSWER_TIMEOUT_MS = 60_000
 PAGE_ERRORS_IGNORED = ("favicon.ico",)
+# Screenshots are kept here (ignored by git) for people to look at after a run.
+ARTEFACTS = ROOT / "test-results" / "browser"
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +149,16 @@ async def voice_stats(page: Page) -> dict[str, Any]:
     return stats
 
 
+@pytest.mark.parametrize("codec", ["pcm16", "opus"])
 async def test_talk_shows_transcript_answer_latency_and_plays_audio(
-    cluster: Cluster, context: BrowserContext, cluster_log: Path, tmp_path: Path
+    cluster: Cluster, context: BrowserContext, cluster_log: Path, codec: str
 ) -> None:
     page = await context.new_page()
     log = PageLog(page)
     token = cluster.token()
-    await page.goto(f"{cluster.http_url}/?token={token}")
+    await page.goto(f"{cluster.http_url}/?token={token}&codec={codec}")
     await expect(page.get_by_label("Access token")).to_have_value(token)
+    await expect(page.get_by_label("Audio codec")).to_have_value(codec)
     await expect(page.locator("#state")).to_have_attribute("data-state", "idle")
 
     started = time.perf_counter()
@@ -198,9 +202,19 @@ async def test_talk_shows_transcript_answer_latency_and_plays_audio(
     assert stats["turnsCompleted"] >= 1, stats
     assert not stats["errors"], stats
     assert await page.locator("#error").is_hidden()
-    print(f"talk -> answer played in {elapsed:.1f}s; stats {stats}")
+    # PCM16 agent audio is 48 kB per second at 24 kHz; Opus at 32 kbit/s about 4 kB.
+    received_per_s = stats["audioBytesReceived"] / stats["secondsScheduled"]
+    if codec == "opus":
+        assert received_per_s < 8000, stats
+        assert stats["bytesSent"] / stats["framesSent"] < 200, stats  # 20 ms packets, not PCM
+    else:
+        assert received_per_s > 40000, stats
+    print(f"{codec}: talk -> answer played in {elapsed:.1f}s; stats {stats}")
 
-    await page.screenshot(path=str(tmp_path / "conversation.png"), full_page=True)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTEFACTS / f"conversation-{codec}.png"
+    await page.screenshot(path=str(screenshot), full_page=True)
+    print(f"screenshot: {screenshot}")
 
     await page.get_by_role("button", name="Stop").click()
     await expect(page.locator("#state")).to_have_attribute("data-state", "idle")
@@ -208,9 +222,7 @@ async def test_talk_shows_transcript_answer_latency_and_plays_audio(
     assert not log.real_errors(), str(log)
 
 
-async def test_wrong_token_shows_token_refused(
-    cluster: Cluster, context: BrowserContext, tmp_path: Path
-) -> None:
+async def test_wrong_token_shows_token_refused(cluster: Cluster, context: BrowserContext) -> None:
     page = await context.new_page()
     log = PageLog(page)
     await page.goto(f"{cluster.http_url}/?token=v1.not-a-real-token.nope")
@@ -223,7 +235,8 @@ async def test_wrong_token_shows_token_refused(
     await expect(page.get_by_role("button", name="Talk")).to_be_enabled()
     stats = await voice_stats(page)
     assert stats["framesSent"] == 0, stats
-    await page.screenshot(path=str(tmp_path / "token-refused.png"), full_page=True)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTEFACTS / "token-refused.png"), full_page=True)
     assert not log.real_errors(), str(log)
 
 
@@ -363,7 +376,6 @@ async def test_scripted_interruption_and_layout(
     scripted_gateway: tuple[str, Script],
     scheme: Literal["light", "dark"],
     width: int,
-    tmp_path: Path,
 ) -> None:
     url, script = scripted_gateway
     context = await browser.new_context(
@@ -400,7 +412,9 @@ async def test_scripted_interruption_and_layout(
         assert stats["buffersPlayed"] <= 40 + 10, stats
         no_overflow = "() => document.documentElement.scrollWidth <= window.innerWidth"
         assert await page.evaluate(no_overflow), "the page scrolls sideways"
-        await page.screenshot(path=str(tmp_path / f"scripted-{scheme}-{width}.png"), full_page=True)
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTEFACTS / f"scripted-{scheme}-{width}.png"
+        await page.screenshot(path=str(shot), full_page=True)
 
         await page.get_by_role("button", name="Stop").click()
         await expect(page.locator("#state")).to_have_attribute("data-state", "idle")
@@ -408,7 +422,12 @@ async def test_scripted_interruption_and_layout(
             if script.texts and script.texts[-1].get("type") == "stop":
                 break
             await asyncio.sleep(0.05)
-        start = {"type": "start", "sample_rate": 16000, "output_sample_rate": 24000}
+        start = {
+            "type": "start",
+            "sample_rate": 16000,
+            "output_sample_rate": 24000,
+            "codec": "pcm16",
+        }
         assert script.texts[0] == start, script.texts
         assert script.texts[-1] == {"type": "stop"}, script.texts
         assert set(script.frame_sizes) == {640}, set(script.frame_sizes)  # 20 ms at 16 kHz

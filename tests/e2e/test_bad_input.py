@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Clip, clip_named
 from tests.e2e.conftest import RunningCluster
 from voice.client import ClipAudio, talk
+from voice.opus import OpusEncoder
 from voice.wer import normalize_transcript
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -66,6 +67,26 @@ async def test_a_bad_frame_gets_a_clear_error_and_the_session_stays_open(
         assert error["code"] == code and error["message"]
         await ws.send_str(json.dumps({"type": "dance"}))  # still answered: the session lives
         assert (await _next_error(ws))["code"] == "unknown_type"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"\xff\xfe not an opus packet at all", b"\x00" * 4096],
+    ids=["garbage", "too-large"],
+)
+async def test_an_opus_session_refuses_what_is_not_opus_and_goes_on(
+    cluster: RunningCluster, frame: bytes
+) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(cluster.url()) as ws:
+        await ws.send_str(json.dumps({"type": "start", "codec": "opus"}))
+        await ws.send_bytes(frame)
+        error = await _next_error(ws)
+        assert error["code"] == "invalid_audio" and "Opus" in error["message"]
+        encoder = OpusEncoder(16000)
+        for packet in encoder.encode(b"\x00\x00" * 1600):  # 100 ms of silence, valid
+            await ws.send_bytes(packet)
+        await ws.send_str(json.dumps({"type": "dance"}))
+        assert (await _next_error(ws))["code"] == "unknown_type"  # and nothing about the audio
 
 
 async def test_an_oversized_frame_closes_with_1009(cluster: RunningCluster) -> None:

@@ -14,6 +14,7 @@ from tests.e2e.conftest import RunningCluster
 from voice.audio import Resampler, rms_dbfs
 from voice.client import ClipAudio, TurnResult, talk
 from voice.wer import normalize_transcript as normalized
+from voice.wer import word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -56,6 +57,27 @@ async def test_speech_made_by_the_embedded_voice_round_trips(cluster: RunningClu
     words = normalized(result.transcript).split()
     assert "capital" in words and "france" in words, result.transcript
     assert_spoken_answer(result)
+
+
+async def test_an_opus_client_is_understood_and_answered_in_opus(
+    cluster: RunningCluster, speech_clips: list[Clip]
+) -> None:
+    clip = clip_named(speech_clips, "036_")
+    result = await talk(cluster.url(), ClipAudio.from_wav(clip.path), start={"codec": "opus"})
+    assert normalized(result.transcript) == clip.transcript_normalized
+    assert_spoken_answer(result)
+    ready = [e for e in result.events if e["type"] == "ready"][-1]
+    assert ready["codec"] == "opus" and ready["sample_rate"] == 48000
+    # About a tenth of PCM16's bytes, both ways.
+    assert result.wire_bytes_sent < result.audio_seconds_sent * 16000 * 2 / 5
+    assert result.wire_bytes_received < len(result.audio) / 5
+    # The decoded agent audio is still speech stt understands: say it back as PCM16.
+    reply = Resampler(result.output_sample_rate, 16000).process(bytes(result.audio), last=True)
+    echo = await talk(cluster.url(), ClipAudio(b"\x00\x00" * 8000 + reply, 16000))
+    assert word_error_rate(result.agent_text, echo.transcript) < 0.5, (
+        result.agent_text,
+        echo.transcript,
+    )
 
 
 async def test_two_sessions_at_once_are_both_answered(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -15,60 +12,9 @@ import pytest_asyncio
 from launcher.cluster import Cluster, ClusterConfig
 from tests.conftest import Clip, clip_named
 from voice.client import ClipAudio
+from voice.live import LiveSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
-
-
-class LiveSession:
-    """A client that stays connected across turns and records everything it receives."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self._http = http
-        self._url = url
-        self.events: list[dict[str, Any]] = []
-        self.audio_bytes = 0
-        self.close_code: int | None = None
-
-    async def __aenter__(self) -> LiveSession:
-        self.ws = await self._http.ws_connect(self._url)
-        self._reader = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.ws.close()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
-
-    async def _read(self) -> None:
-        async for message in self.ws:
-            if message.type == aiohttp.WSMsgType.BINARY:
-                self.audio_bytes += len(message.data)
-            elif message.type == aiohttp.WSMsgType.TEXT:
-                self.events.append(json.loads(message.data))
-        self.close_code = self.ws.close_code
-
-    async def say(self, clip: ClipAudio, silence_s: float = 1.5) -> None:
-        frame = clip.sample_rate // 50 * 2
-        pcm = clip.pcm + b"\x00" * int(clip.sample_rate * 2 * silence_s)
-        started = time.perf_counter()
-        for index, start in enumerate(range(0, len(pcm), frame)):
-            if self.ws.closed:
-                return
-            await self.ws.send_bytes(pcm[start : start + frame].ljust(frame, b"\x00"))
-            await asyncio.sleep(max(0.0, started + (index + 1) * 0.02 - time.perf_counter()))
-
-    async def keep_listening(self, seconds: float, clip_rate: int = 16000) -> None:
-        await self.say(ClipAudio(b"", clip_rate), silence_s=seconds)
-
-    def types(self) -> list[str]:
-        return [e["type"] for e in self.events]
-
-    async def wait_for(self, check: Callable[[], bool], timeout_s: float) -> None:
-        deadline = time.perf_counter() + timeout_s
-        while not check():
-            if time.perf_counter() > deadline:
-                raise AssertionError(f"timed out; events so far: {self.types()}")
-            await asyncio.sleep(0.05)
 
 
 async def answered_again(session: LiveSession, clip: ClipAudio) -> None:

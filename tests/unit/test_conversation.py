@@ -47,12 +47,19 @@ class Wire:
 
 
 def make(
-    barge_in_s: float = 0.05, turn_timeout_s: float = 5.0, serial: bool = False
+    barge_in_s: float = 0.05,
+    turn_timeout_s: float = 5.0,
+    serial: bool = False,
+    early_thinking: bool = True,
 ) -> tuple[Conversation, Wire]:
     wire = Wire()
     conversation = Conversation(
         ConversationConfig(
-            "s", serial=serial, barge_in_s=barge_in_s, turn_timeout_s=turn_timeout_s
+            "s",
+            serial=serial,
+            barge_in_s=barge_in_s,
+            early_thinking=early_thinking,
+            turn_timeout_s=turn_timeout_s,
         ),
         wire.channels(),
         lambda _stream_s: time.perf_counter(),
@@ -152,6 +159,20 @@ async def test_an_early_turn_is_dropped_without_a_trace_when_the_user_goes_on() 
     await conversation.on_transcript(transcript("I want a pizza", final=True))
     await asyncio.sleep(0)
     assert [r.turn.text for r in wire.llm if r.HasField("turn")] == ["I want", "I want a pizza"]
+    await conversation.close()
+
+
+async def test_without_early_thinking_the_llm_waits_for_the_final_transcript() -> None:
+    conversation, wire = make(early_thinking=False)
+    await conversation.on_speech_event(speech(Kind.KIND_SPEECH_STARTED))
+    await conversation.on_speech_event(speech(Kind.KIND_PAUSE))
+    await conversation.on_transcript(transcript("What time is it?", at_pause=True))
+    await asyncio.sleep(0)
+    assert wire.llm == []
+    await conversation.on_speech_event(speech(Kind.KIND_END_OF_TURN))
+    await conversation.on_transcript(transcript("What time is it?", final=True))
+    await asyncio.sleep(0)
+    assert [r.turn.text for r in wire.llm if r.HasField("turn")] == ["What time is it?"]
     await conversation.close()
 
 

@@ -42,6 +42,28 @@ def test_start_with_every_field() -> None:
     assert parse_client_message(raw) == Start(48000, 22050, "amy", "en")
 
 
+def test_start_with_pipeline_early_thinking_and_codec() -> None:
+    raw = json.dumps(
+        {"type": "start", "pipeline": "serial", "early_thinking": False, "codec": "opus"}
+    )
+    assert parse_client_message(raw) == Start(pipeline="serial", early_thinking=False, codec="opus")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("pipeline", "fast"), ("early_thinking", "yes"), ("early_thinking", 1), ("codec", "mp3")],
+)
+def test_bad_choices_are_invalid_messages(field: str, value: object) -> None:
+    assert error_code(json.dumps({"type": "start", field: value})) == "invalid_message"
+
+
+def test_opus_needs_an_opus_output_rate() -> None:
+    raw = json.dumps({"type": "start", "codec": "opus", "output_sample_rate": 22050})
+    assert error_code(raw) == "invalid_sample_rate"
+    ok = json.dumps({"type": "start", "codec": "opus", "output_sample_rate": 48000})
+    assert parse_client_message(ok) == Start(output_sample_rate=48000, codec="opus")
+
+
 def test_null_fields_mean_defaults() -> None:
     raw = '{"type": "start", "sample_rate": null, "voice": null, "language": null}'
     assert parse_client_message(raw) == Start()
