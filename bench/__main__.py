@@ -81,7 +81,8 @@ async def _counters(cluster: Cluster) -> dict[str, float]:
 async def _with_cluster(env: dict[str, str], log: Any, work: Any) -> Any:
     config = ClusterConfig.on_free_ports(output=log, env={"OTEL_SDK_DISABLED": "true", **env})
     cluster = Cluster(config)
-    print(f"starting a cluster ({'instant engines' if env else 'embedded models'})...", flush=True)
+    engines = "instant engines" if env else "embedded models"
+    print(f"starting a fresh cluster ({engines})...", flush=True)
     await cluster.start()
     try:
         return await work(cluster)
@@ -102,33 +103,25 @@ async def run(args: argparse.Namespace) -> int:
     )
     modes: dict[str, dict[str, Any]] = {}
     with log_path.open("w") as log:
-        model_modes = [m for m in args.modes if m != "overhead"]
+        # A fresh cluster for every mode: a mode played after another on the same cluster would
+        # find the same questions in the LLM's prompt cache and phrases in the TTS cache.
+        for mode in args.modes:
 
-        async def play(cluster: Cluster, names: list[str]) -> None:
-            def url_for() -> str:
-                return f"{cluster.ws_url}/ws/{cluster.token()}"
+            async def play(cluster: Cluster, mode: str = mode) -> None:
+                def url_for() -> str:
+                    return f"{cluster.ws_url}/ws/{cluster.token()}"
 
-            for mode in names:
                 before = await _counters(cluster)
                 records = await run_mode(url_for, clips, args.sessions, MODES[mode], mode)
                 after = await _counters(cluster)
                 counted = {key: after[key] - before[key] for key in COUNTERS}
                 modes[mode] = {"records": records, "counters": counted}
 
-        async def play_models(cluster: Cluster) -> None:
-            await play(cluster, model_modes)
-
-        async def play_instant(cluster: Cluster) -> None:
-            await play(cluster, ["overhead"])
-
-        try:
-            if model_modes:
-                await _with_cluster({}, log, play_models)
-            if "overhead" in args.modes:
-                await _with_cluster(INSTANT, log, play_instant)
-        except ClusterStartError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+            try:
+                await _with_cluster(INSTANT if mode == "overhead" else {}, log, play)
+            except ClusterStartError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
     for mode, data in modes.items():
         records = data.pop("records")
         data["summary"] = summarize(records, args.sessions, score_wer=mode != "overhead")
@@ -213,8 +206,7 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         default="streaming,no-early,serial,overhead",
-        help="comma-separated: streaming, no-early (streaming without early thinking), serial, "
-        "overhead",
+        help="comma-separated: streaming, no-early (no early thinking), serial, overhead",
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
     parser.add_argument("--tolerance", type=float, default=0.15, help="allowed p50/p90 growth")

@@ -113,10 +113,8 @@ def print_tables(modes: dict[str, dict[str, Any]]) -> None:
 
 def early_thinking(modes: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     """What starting at the user's pause gained (latency) and cost (generations thrown away)."""
-    if "streaming" not in modes or "no-early" not in modes:
-        return None
-    on, off = modes["streaming"]["summary"], modes["no-early"]["summary"]
-    if not (on.get("p50_ms") and off.get("p50_ms")):
+    gain = gain_over(modes, "no-early")
+    if gain is None:
         return None
     counters = modes["streaming"].get("counters", {})
     confirmed = counters.get("early_confirmed", 0.0)
@@ -124,13 +122,25 @@ def early_thinking(modes: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     wasted = counters.get("llm_tokens_discarded", 0.0)
     generated = wasted + counters.get("llm_tokens_complete", 0.0)
     return {
-        "p50_gain_ms": round(off["p50_ms"] - on["p50_ms"], 1),
-        "p90_gain_ms": round(off["p90_ms"] - on["p90_ms"], 1),
+        **gain,
         "early_confirmed": confirmed,
         "early_discarded": discarded,
         "discarded_completion_tokens": wasted,
         "discarded_prompt_tokens": counters.get("llm_prompt_tokens_discarded", 0.0),
         "wasted_token_share": round(wasted / generated, 3) if generated else 0.0,
+    }
+
+
+def gain_over(modes: dict[str, dict[str, Any]], other: str) -> dict[str, float] | None:
+    """How much faster streaming is than ``other`` (a mode with one feature turned off)."""
+    if "streaming" not in modes or other not in modes:
+        return None
+    on, off = modes["streaming"]["summary"], modes[other]["summary"]
+    if not (on.get("p50_ms") and off.get("p50_ms")):
+        return None
+    return {
+        "p50_gain_ms": round(off["p50_ms"] - on["p50_ms"], 1),
+        "p90_gain_ms": round(off["p90_ms"] - on["p90_ms"], 1),
     }
 
 
