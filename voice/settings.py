@@ -277,7 +277,7 @@ class TtsSettings:
             listen=_address(env, "127.0.0.1:50053", "TTS_LISTEN"),
             engines=env.items(("piper",), "TTS_ENGINES"),
             first_chunk_min_words=env.integer(2, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
-            first_chunk_max_words=env.integer(4, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
+            first_chunk_max_words=env.integer(3, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
             frame_ms=env.integer(20, "TTS_FRAME_MS", low=20, high=40),
             threads=env.integer(1, "TTS_THREADS", low=0, high=64),
             edge_voice=env.text("en-US-AriaNeural", "EDGE_TTS_VOICE"),

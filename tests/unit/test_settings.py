@@ -49,7 +49,7 @@ def test_llm_defaults() -> None:
 def test_tts_defaults() -> None:
     settings = TtsSettings.from_env({})
     assert settings.engines == ("piper",)
-    assert (settings.first_chunk_min_words, settings.first_chunk_max_words) == (2, 4)
+    assert (settings.first_chunk_min_words, settings.first_chunk_max_words) == (2, 3)
     assert settings.threads == 1
     assert settings.frame_ms == 20
 
