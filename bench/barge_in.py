@@ -143,7 +143,7 @@ def _plot(trials: list[Trial], barge_in_ms: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     good = [t for t in trials if t.detect_ms is not None]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(good) + 1.6))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(good) + 1.6))
     for row, t in enumerate(good):
         assert t.detect_ms is not None and t.interrupted_ms is not None
         decided = t.detect_ms + barge_in_ms
@@ -164,7 +164,9 @@ def _plot(trials: list[Trial], barge_in_ms: float, path: Path) -> None:
     ax.set_title("Barge-in: when the agent's audio stopped reaching the client")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), loc="upper left", fontsize=7)
+    ax.legend(
+        unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
