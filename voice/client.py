@@ -226,13 +226,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="ws://127.0.0.1:8000", help="gateway base URL")
     parser.add_argument("--token", required=True, help="client token (make token)")
     parser.add_argument("--out", type=Path, help="save the agent's reply to this WAV file")
+    parser.add_argument(
+        "--codec", choices=("pcm16", "opus"), default="pcm16", help="audio on the socket"
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(
-        talk(f"{args.url.rstrip('/')}/ws/{args.token}", ClipAudio.from_wav(args.wav))
+        talk(
+            f"{args.url.rstrip('/')}/ws/{args.token}",
+            ClipAudio.from_wav(args.wav),
+            start={"codec": args.codec},
+        )
     )
     print(f"you said:    {result.transcript!r}")
     print(f"agent said:  {result.agent_text!r}")
     print(f"agent audio: {len(result.audio) / 2 / max(result.output_sample_rate, 1):.2f} s")
+    print(
+        f"on the socket ({args.codec}): {result.wire_bytes_sent} bytes sent, "
+        f"{result.wire_bytes_received} received"
+    )
     latency = "none" if result.latency_ms is None else f"{result.latency_ms:.0f} ms"
     print(f"end of speech -> first agent audio: {latency}")
     if result.waterfall:
