@@ -10,7 +10,7 @@ import pytest
 
 from services.llm.demo import DemoModel
 from services.llm.engine import Message, Turn
-from services.llm.servicer import LanguageModelServicer
+from services.llm.servicer import TOKENS, LanguageModelServicer
 from tests.integration.conftest import serving
 from voice.v1 import llm_pb2, llm_pb2_grpc
 
@@ -90,6 +90,18 @@ async def test_demo_reply_streams_in_deltas_and_names_the_provider() -> None:
     assert done.turn_id == "t1" and not done.cancelled and not done.error
     assert done.provider == "demo"
     assert done.completion_tokens > 3
+
+
+async def test_tokens_are_counted_by_how_the_turn_ended() -> None:
+    complete = TOKENS.labels("completion", "complete")
+    before = complete._value.get()
+    async with serving(_register(DemoModel())) as channel:  # type: ignore[arg-type]
+        conversation = Conversation(channel)
+        conversation.say("t1", "What's the weather like?")
+        _, done = await conversation.reply()
+        conversation.queue.put_nowait(None)
+    assert done.completion_tokens > 0
+    assert complete._value.get() - before == done.completion_tokens
 
 
 async def test_cancel_stops_generation_and_history_keeps_what_was_heard() -> None:
