@@ -32,8 +32,10 @@ from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 log = logging.getLogger(__name__)
 
 ARRIVALS_KEPT = 3000
+# While a stage is down, its health is checked this often (doubling from the first): a user
+# whose turn fails meanwhile can try again about a second after the stage is back.
 RECONNECT_MIN_S = 0.25
-RECONNECT_MAX_S = 5.0
+RECONNECT_MAX_S = 1.0
 # Stream failures worth waiting out: the stage restarts, or its connection dropped. Anything
 # else (a refused request, a full stage) ends the session with a clear error.
 RECOVERABLE = (

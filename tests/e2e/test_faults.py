@@ -17,11 +17,26 @@ from voice.live import LiveSession
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
-async def answered_again(session: LiveSession, clip: ClipAudio) -> None:
-    turns_before = session.types().count("turn_complete")
-    await session.say(clip)
-    await session.wait_for(lambda: session.types().count("turn_complete") > turns_before, 30.0)
-    assert not session.ws.closed
+async def answered_again(session: LiveSession, clip: ClipAudio, attempts: int = 3) -> None:
+    """Ask until answered, as a user would: a turn asked for before the session has found the
+    restarted stage again (within about a second) gets `upstream_unavailable`."""
+    for _ in range(attempts):
+        turns_before = session.types().count("turn_complete")
+        errors_before = session.types().count("error")
+        await session.say(clip)
+
+        def replied(turns: int = turns_before, errors: int = errors_before) -> bool:
+            types = session.types()
+            return types.count("turn_complete") > turns or types.count("error") > errors
+
+        await session.wait_for(replied, 30.0)
+        await session.keep_listening(0.5)
+        if session.types().count("turn_complete") > turns_before:
+            assert not session.ws.closed
+            return
+        errors = [e for e in session.events if e["type"] == "error"][errors_before:]
+        assert all(e.get("code") == "upstream_unavailable" for e in errors), errors
+    raise AssertionError(f"not answered in {attempts} attempts: {session.types()}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
