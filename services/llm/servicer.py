@@ -33,7 +33,8 @@ _tracer = trace.get_tracer("voice.llm")
 
 MAX_TURN_TEXT_CHARS = 20_000
 # What the model read (prompt tokens it had not cached) and wrote, by how the turn ended:
-# complete, interrupted (barge-in), discarded (an early start the user talked past), failed.
+# complete, interrupted (barge-in), discarded (an early start the user talked past), failed;
+# and the prompt tokens its cache served (kind "cached": what a benchmark must report).
 TOKENS = Counter(
     "voice_llm_tokens", "Tokens the model processed, by kind and turn ending", ["kind", "ending"]
 )
@@ -228,6 +229,7 @@ def _describe(span: trace.Span, turn: Turn, first_token_ms: float, ending: str) 
     stats = turn.stats
     TOKENS.labels("prompt", ending).inc(max(stats.prompt_tokens - stats.cached_tokens, 0))
     TOKENS.labels("completion", ending).inc(stats.completion_tokens)
+    TOKENS.labels("cached", ending).inc(max(stats.cached_tokens, 0))
     if stats.provider:
         span.set_attribute("llm.provider", stats.provider)
         span.set_attribute("llm.model", stats.model)

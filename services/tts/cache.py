@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+from prometheus_client import Counter
+
 MAX_CACHED_CHARS = 80
+# Lookups of short chunks, by result: a benchmark reports how much of its audio came from here.
+LOOKUPS = Counter("voice_tts_cache_lookups", "Phrase cache lookups of short chunks", ["result"])
 
 
 class CacheKey(NamedTuple):
@@ -38,9 +42,11 @@ class AudioCache:
         pcm = self._entries.get(key)
         if pcm is None:
             self.misses += 1
+            LOOKUPS.labels("miss").inc()
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        LOOKUPS.labels("hit").inc()
         return pcm
 
     def put(self, key: CacheKey, pcm: bytes) -> None:
