@@ -24,6 +24,7 @@ import aiohttp
 
 from bench.corpus import load_corpus
 from bench.report import (
+    caches,
     compare_baseline,
     early_thinking,
     median_stages,
@@ -32,7 +33,7 @@ from bench.report import (
     print_tables,
     summarize,
 )
-from bench.runner import run_mode
+from bench.runner import TurnRecord, run_mode
 from launcher.cluster import Cluster, ClusterConfig, ClusterStartError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,24 +59,44 @@ COUNTERS = {
         "llm",
         'voice_llm_tokens_total{ending="discarded",kind="prompt"}',
     ),
+    # What the caches served: a later turn, session or run would hit them too.
+    "tts_cache_hits": ("tts", 'voice_tts_cache_lookups_total{result="hit"}'),
+    "tts_cache_misses": ("tts", 'voice_tts_cache_lookups_total{result="miss"}'),
+    "llm_prompt_tokens_cached": ("llm", 'voice_llm_tokens_total{kind="cached"}'),
+    "llm_prompt_tokens_read": ("llm", 'voice_llm_tokens_total{kind="prompt"}'),
 }
 
 
 async def _counters(cluster: Cluster) -> dict[str, float]:
+    ports = cluster.config.metrics_ports
     urls = {
         "gateway": f"{cluster.http_url}/metrics",
-        "llm": f"http://127.0.0.1:{cluster.config.metrics_ports['llm']}/metrics",
+        "llm": f"http://127.0.0.1:{ports['llm']}/metrics",
+        "tts": f"http://127.0.0.1:{ports['tts']}/metrics",
     }
     pages: dict[str, str] = {}
     async with aiohttp.ClientSession() as http:
         for name, url in urls.items():
             async with http.get(url) as response:
                 pages[name] = await response.text()
-    values = {}
-    for key, (source, series) in COUNTERS.items():
-        line = next((x for x in pages[source].splitlines() if x.startswith(series + " ")), None)
-        values[key] = float(line.split()[-1]) if line else 0.0
-    return values
+    return {key: _sum_series(pages[source], series) for key, (source, series) in COUNTERS.items()}
+
+
+def _sum_series(page: str, series: str) -> float:
+    """The sum of every sample of ``series`` whose labels include the ones it names."""
+    name, _, labels = series.partition("{")
+    wanted = [x for x in labels.rstrip("}").split(",") if x]
+    total = 0.0
+    for line in page.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key.partition("{")[0] != name:
+            continue
+        present = key.partition("{")[2].rstrip("}").split(",")
+        if all(label in present for label in wanted):
+            total += float(value)
+    return total
 
 
 async def _with_cluster(env: dict[str, str], log: Any, work: Any) -> Any:
@@ -126,6 +147,7 @@ async def run(args: argparse.Namespace) -> int:
         records = data.pop("records")
         data["summary"] = summarize(records, args.sessions, score_wer=mode != "overhead")
         data["median_stages"] = median_stages(records)
+        data["caches"] = caches(data["counters"])
         data["turns"] = [r.as_json() for r in records]
     if "overhead" in modes:
         overhead = overhead_ms([r for r in _records(modes["overhead"]) if r])
@@ -150,23 +172,8 @@ async def run(args: argparse.Namespace) -> int:
     return _baseline(args, modes)
 
 
-def _records(mode: dict[str, Any]) -> list[Any]:
-    from bench.runner import TurnRecord
-
-    return [
-        TurnRecord(
-            t["clip"],
-            t["kind"],
-            t["session"],
-            t["latency_ms"],
-            t["transcript"],
-            t["reference"],
-            t["agent_text"],
-            t["stages"],
-            t["errors"],
-        )
-        for t in mode["turns"]
-    ]
+def _records(mode: dict[str, Any]) -> list[TurnRecord]:
+    return [TurnRecord.from_json(t) for t in mode["turns"]]
 
 
 def _cpus() -> int:

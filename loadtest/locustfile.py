@@ -1,9 +1,10 @@
 """Locust users that each hold a real voice session: real speech in, the agent's answer out.
 
 Run by ``make load`` / ``make soak`` (loadtest/run.py), which start the cluster and pass
-VOICE_URL (ws://host:port/ws/TOKEN) and VOICE_CORPUS. Each task streams one clip in real time,
-then silence until the agent's first audio, and reports end of speech -> first agent audio as
-the request time of "first agent audio".
+VOICE_URL (ws://host:port/ws/TOKEN) and VOICE_CORPUS. Each task streams one clip in real time
+(frame k at (k + 1) x 20 ms), then silence until the answer to that clip is audible, and reports
+the clip's acoustic end of speech -> first audible audio of its own answer as the request time
+of "first audible answer". A turn that fails is a "failed turn", never a latency sample.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import websocket
 from locust import User, between, events, task
 
 from bench.corpus import BenchClip, load_corpus
+from voice.acoustics import PlaybackClock
 from voice.settings import Env
 
 FRAME_MS = 20
 ANSWER_TIMEOUT_S = 20.0
+# Locust request names: answered turns (their latency) and failed ones (counted apart).
+ANSWERED = "first audible answer"
+FAILED = "failed turn"
 CLIPS: list[BenchClip] = []
 
 
@@ -45,60 +50,100 @@ class VoiceUser(User):
         try:
             latency_ms = self._talk(url, clip)
         except Exception as error:  # every failure is a result of the load test
-            self._report(started, 0.0, error)
+            # Failed turns are counted under their own name, so they never enter the latency
+            # percentiles of the answered ones.
+            self._report(FAILED, started, (time.perf_counter() - started) * 1000, error)
             return
-        self._report(started, latency_ms, None)
+        self._report(ANSWERED, started, latency_ms, None)
 
     def _talk(self, url: str, clip: BenchClip) -> float:
+        """One clip in real time, then silence until this turn's answer is audible (ms)."""
         ws = websocket.create_connection(url, timeout=ANSWER_TIMEOUT_S)
-        first_audio: list[float] = []
         errors: list[str] = []
+        rate = clip.audio.sample_rate
+        begin = time.perf_counter()
+        speech_end = begin + (clip.speech_end_s or 0.0)
+        turn = _AnswerTurn(speech_end)
 
         def read() -> None:
-            while True:
+            while turn.audible_at is None:
                 opcode, data = ws.recv_data()
                 if opcode == websocket.ABNF.OPCODE_BINARY:
-                    first_audio.append(time.perf_counter())
+                    turn.on_audio(data, time.perf_counter())
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
                     return
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    return
-                message = json.loads(data)
-                if message.get("type") == "error":
-                    errors.append(message.get("code", "?"))
+                elif opcode == websocket.ABNF.OPCODE_TEXT:
+                    message = json.loads(data)
+                    if message.get("type") == "error":
+                        errors.append(message.get("code", "?"))
+                    turn.on_event(message, time.perf_counter())
 
         reader = gevent.spawn(read)
         try:
-            ws.send(json.dumps({"type": "start", "sample_rate": clip.audio.sample_rate}))
-            frame = clip.audio.sample_rate * FRAME_MS // 1000 * 2
+            ws.send(json.dumps({"type": "start", "sample_rate": rate}))
             begin = time.perf_counter()
             speech_end = begin + (clip.speech_end_s or 0.0)
+            turn.speech_end_at = speech_end
+            frame = rate * FRAME_MS // 1000 * 2
             pcm = clip.audio.pcm
-            sent = 0
-            while not first_audio and not reader.dead:
-                chunk = pcm[sent : sent + frame] if sent < len(pcm) else b""
+            index = 0
+            while turn.audible_at is None and not reader.dead:
+                # Frame k is handed over at (k + 1) x 20 ms, as a microphone captures it.
+                gevent.sleep(max(0.0, begin + (index + 1) * FRAME_MS / 1000 - time.perf_counter()))
+                offset = index * frame
+                chunk = pcm[offset : offset + frame] if offset < len(pcm) else b""
                 ws.send_binary(chunk.ljust(frame, b"\x00"))
-                sent += frame
+                index += 1
                 if time.perf_counter() - speech_end > ANSWER_TIMEOUT_S:
-                    raise TimeoutError("no agent audio within 20 s of the end of speech")
-                gevent.sleep(
-                    max(0.0, begin + sent / (2 * clip.audio.sample_rate) - time.perf_counter())
-                )
-            if errors:
-                raise RuntimeError(f"server errors: {errors}")
-            if not first_audio:
-                raise RuntimeError("the connection closed before any agent audio")
-            return (first_audio[0] - speech_end) * 1000
+                    raise TimeoutError("no audible answer within 20 s of the end of speech")
+            if turn.audible_at is None:
+                detail = f"; server errors: {errors}" if errors else ""
+                raise RuntimeError(f"the connection closed before an audible answer{detail}")
+            return (turn.audible_at - speech_end) * 1000
         finally:
             reader.kill()
             ws.close()
 
-    def _report(self, started: float, latency_ms: float, error: Exception | None) -> None:
+    def _report(
+        self, name: str, started: float, response_ms: float, error: Exception | None
+    ) -> None:
         self.environment.events.request.fire(
             request_type="WS",
-            name="first agent audio",
-            response_time=latency_ms,
+            name=name,
+            response_time=response_ms,
             response_length=0,
             exception=error,
             context={},
             start_time=started,
         )
+
+
+class _AnswerTurn:
+    """Finds the answer to this clip: the turn whose final transcript came after the speech,
+    and the moment its audio, played as it arrives, is first audible (voice/acoustics.py)."""
+
+    def __init__(self, speech_end_at: float) -> None:
+        self.speech_end_at = speech_end_at
+        self.answer_turn: str | None = None
+        self.audio_turn: str | None = None
+        self.output_rate = 24000
+        self._clock: PlaybackClock | None = None
+        self.audible_at: float | None = None
+
+    def on_event(self, message: dict[str, object], now: float) -> None:
+        kind = message.get("type")
+        if kind == "ready":
+            self.output_rate = int(str(message.get("output_sample_rate", self.output_rate)))
+        elif kind == "transcript" and message.get("final") and now >= self.speech_end_at:
+            if str(message.get("text", "")).strip():
+                self.answer_turn = str(message.get("turn_id"))
+        elif kind == "audio_start":
+            self.audio_turn = str(message.get("turn_id"))
+
+    def on_audio(self, data: bytes, now: float) -> None:
+        if self.answer_turn is None or self.audio_turn != self.answer_turn:
+            return
+        if self._clock is None:
+            self._clock = PlaybackClock(self.output_rate)
+        self._clock.feed(data, now)
+        self.audible_at = self._clock.first_audible_at

@@ -1,7 +1,8 @@
 """``make load`` and ``make soak``: the cluster under N concurrent voice sessions, with Locust.
 
 ``load`` ramps N over --users (default 1,2,4,8), each step --step-s seconds, and prints the
-curve: sessions held, turns, errors, p50/p90 end of speech -> first agent audio, and the memory
+curve: sessions held, turns, errors and the error rate, p50/p90 end of speech -> first audible
+answer over the answered turns only, and the memory
 of the four processes. ``soak`` holds --soak-users sessions for --soak-s seconds and samples the
 processes' memory, to show it does not grow. Only loopback addresses are used, and every run is
 bounded in time.
@@ -26,7 +27,8 @@ import psutil
 from launcher.cluster import Cluster, ClusterConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUEST = "first agent audio"
+ANSWERED = "first audible answer"
+FAILED = "failed turn"
 
 
 def memory_mb(cluster: Cluster) -> dict[str, float]:
@@ -95,30 +97,42 @@ async def run_locust(cluster: Cluster, users: int, seconds: int, corpus: Path) -
     stop.set()
     sessions = await held
     rows = list(csv.DictReader((prefix.parent / "locust_stats.csv").open()))
-    row = next((r for r in rows if r["Name"] == REQUEST), None)
-    if row is None:
+    answered = next((r for r in rows if r["Name"] == ANSWERED), None)
+    failed = next((r for r in rows if r["Name"] == FAILED), None)
+    if answered is None and failed is None:
         raise RuntimeError(f"locust recorded no turns:\n{stderr.decode()[-2000:]}")
+    count = int(answered["Request Count"]) if answered else 0
+    errors = int(failed["Request Count"]) if failed else 0
     return {
         "users": users,
         "sessions_held": sessions,
-        "turns": int(row["Request Count"]),
-        "errors": int(row["Failure Count"]),
-        "p50_ms": float(row["50%"]),
-        "p90_ms": float(row["90%"]),
+        "turns": count + errors,
+        "answered": count,
+        "errors": errors,
+        "error_rate": round(errors / (count + errors), 3),
+        # Percentiles over the answered turns only (a failure is not a fast answer).
+        "p50_ms": float(answered["50%"]) if count and answered else None,
+        "p90_ms": float(answered["90%"]) if count and answered else None,
         "memory_mb": memory_mb(cluster),
     }
 
 
 async def load(args: argparse.Namespace, cluster: Cluster) -> list[dict[str, Any]]:
     curve = []
-    print(f"{'users':>6}{'held':>6}{'turns':>7}{'errors':>8}{'p50 ms':>9}{'p90 ms':>9}  memory MB")
+    print(
+        f"{'users':>6}{'held':>6}{'turns':>7}{'errors':>8}{'err %':>7}{'p50 ms':>9}{'p90 ms':>9}"
+        "  memory MB   (latency: answered turns only)"
+    )
     for users in args.users:
         step = await run_locust(cluster, users, args.step_s, args.corpus)
         curve.append(step)
         memory = ", ".join(f"{k} {v:.0f}" for k, v in step["memory_mb"].items())
+        p50, p90 = (
+            "-" if step[key] is None else f"{step[key]:.0f}" for key in ("p50_ms", "p90_ms")
+        )
         print(
             f"{users:>6}{step['sessions_held']:>6}{step['turns']:>7}{step['errors']:>8}"
-            f"{step['p50_ms']:>9.0f}{step['p90_ms']:>9.0f}  {memory}",
+            f"{step['error_rate']:>7.1%}{p50:>9}{p90:>9}  {memory}",
             flush=True,
         )
     return curve

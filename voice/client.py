@@ -20,19 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 
+from voice.acoustics import PlaybackClock, SpeechBounds, speech_bounds
 from voice.audio import Resampler
 from voice.opus import OpusDecoder, OpusEncoder
 
 FRAME_MS = 20
-VOICED_DBFS = -45.0
 
 
 @dataclass
 class ClipAudio:
     pcm: bytes
     sample_rate: int
+    _bounds: tuple[SpeechBounds | None] | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def from_wav(path: Path) -> ClipAudio:
@@ -41,25 +41,21 @@ class ClipAudio:
                 raise ValueError(f"{path}: expected mono 16-bit PCM")
             return ClipAudio(wav.readframes(wav.getnframes()), wav.getframerate())
 
-    def _loud_windows(self) -> tuple[np.ndarray, int]:
-        """Indexes of the 10 ms windows above -45 dBFS, and the window length in samples."""
-        samples = np.frombuffer(self.pcm, dtype="<i2").astype(np.float32) / 32768.0
-        window = self.sample_rate // 100
-        count = len(samples) // window
-        if count == 0:
-            return np.zeros(0, dtype=np.int64), window
-        rms = np.sqrt(np.mean(samples[: count * window].reshape(count, window) ** 2, axis=1))
-        return np.nonzero(20 * np.log10(np.maximum(rms, 1e-10)) > VOICED_DBFS)[0], window
+    def bounds(self) -> SpeechBounds | None:
+        """Where the speech in the clip starts and ends (voice/acoustics.py); None if silent."""
+        if self._bounds is None:
+            self._bounds = (speech_bounds(self.pcm, self.sample_rate),)
+        return self._bounds[0]
 
     def last_voiced_s(self) -> float:
-        """Where the speech ends: the end of the last 10 ms window above -45 dBFS."""
-        loud, window = self._loud_windows()
-        return float((loud[-1] + 1) * window / self.sample_rate) if loud.size else 0.0
+        """The clip's acoustic end of speech (seconds from its start; 0 when nothing is voiced)."""
+        bounds = self.bounds()
+        return 0.0 if bounds is None else bounds.end_s
 
     def first_voiced_s(self) -> float:
-        """Where the speech starts: the start of the first 10 ms window above -45 dBFS."""
-        loud, window = self._loud_windows()
-        return float(loud[0] * window / self.sample_rate) if loud.size else 0.0
+        """Where the speech starts: the first run of voiced 10 ms frames (voice/acoustics.py)."""
+        bounds = self.bounds()
+        return 0.0 if bounds is None else bounds.start_s
 
 
 @dataclass
@@ -68,6 +64,7 @@ class TurnResult:
 
     A long clip may be cut into several user turns at its pauses; ``finals`` has every final
     transcript, and the answer measured is the one to the turn that ended after the speech.
+    Times ending in ``_ms`` count from the clip's acoustic end of speech (``speech_end_s``).
     """
 
     transcript: str = ""
@@ -76,7 +73,10 @@ class TurnResult:
     agent_text: str = ""
     audio: bytearray = field(default_factory=bytearray)
     output_sample_rate: int = 0
+    # End of speech -> the first 10 ms of the answer above -50 dBFS, as a client plays it.
     latency_ms: float | None = None
+    # End of speech -> the answer's first binary frame (audible or not).
+    first_frame_ms: float | None = None
     final_transcript_ms: float | None = None
     first_text_ms: float | None = None
     waterfall: dict[str, float] = field(default_factory=dict)
@@ -86,38 +86,56 @@ class TurnResult:
     wire_bytes_sent: int = 0
     wire_bytes_received: int = 0
     audio_seconds_sent: float = 0.0
+    # Where the clip's speech ended (seconds from its start), and the answer's first frame and
+    # first audible audio on the same clip timeline (so other definitions can be computed).
+    speech_end_s: float = 0.0
+    first_frame_s: float | None = None
+    first_audible_s: float | None = None
 
 
 class _Listener:
     """Reads the server's events and keeps what belongs to the answer turn."""
 
-    def __init__(self, result: TurnResult, speech_end_at: float, codec: str) -> None:
+    def __init__(self, result: TurnResult, started_at: float, codec: str) -> None:
         self.result = result
-        self.speech_end_at = speech_end_at
+        self.started_at = started_at
+        self.speech_end_at = started_at + result.speech_end_s
         self._decoder = OpusDecoder() if codec == "opus" else None
         self._resampler: Resampler | None = None
+        self._clock: PlaybackClock | None = None
         self.answer_turn: str | None = None
         self.audio_turn: str | None = None
         self.done = asyncio.Event()
 
-    def since_speech_end(self) -> float:
-        return (time.perf_counter() - self.speech_end_at) * 1000
+    def since_speech_end(self, at: float | None = None) -> float:
+        return ((time.perf_counter() if at is None else at) - self.speech_end_at) * 1000
 
-    def on_audio(self, data: bytes) -> None:
+    def on_audio(self, data: bytes, arrived_at: float) -> None:
         self.result.wire_bytes_received += len(data)
         if self.answer_turn is None or self.audio_turn != self.answer_turn:
             return
-        if self.result.latency_ms is None:
-            self.result.latency_ms = self.since_speech_end()
-        self.result.audio.extend(self._pcm(data))
+        pcm = data if self._decoder is None else self._decoder.decode(data)
+        if self._clock is None:
+            decoder = self._decoder
+            rate = self.result.output_sample_rate if decoder is None else decoder.sample_rate
+            self._clock = PlaybackClock(rate)
+        self._clock.feed(pcm, arrived_at)
+        result = self.result
+        if result.first_frame_ms is None and self._clock.first_frame_at is not None:
+            result.first_frame_ms = self.since_speech_end(self._clock.first_frame_at)
+            result.first_frame_s = self._clock.first_frame_at - self.started_at
+        if result.latency_ms is None and self._clock.first_audible_at is not None:
+            result.latency_ms = self.since_speech_end(self._clock.first_audible_at)
+            result.first_audible_s = self._clock.first_audible_at - self.started_at
+        result.audio.extend(self._pcm(pcm))
 
-    def _pcm(self, data: bytes) -> bytes:
+    def _pcm(self, pcm: bytes) -> bytes:
         """Opus packets decode at 48 kHz: resampled to the rate the session announced."""
         if self._decoder is None:
-            return data
+            return pcm
         if self._resampler is None:
             self._resampler = Resampler(self._decoder.sample_rate, self.result.output_sample_rate)
-        return self._resampler.process(self._decoder.decode(data))
+        return self._resampler.process(pcm)
 
     def on_event(self, data: dict[str, Any]) -> None:
         result = self.result
@@ -160,25 +178,27 @@ async def talk(
 ) -> TurnResult:
     """Stream ``clip`` to ``url`` (``ws://host:port/ws/TOKEN``) and collect the agent's answer.
 
-    ``speech_end_s`` is where the speech in the clip ends (default: found from its loudness).
-    ``start`` may ask for ``"codec": "opus"``: the clip is then sent as Opus packets, and the
-    agent's Opus audio is decoded back to PCM16 in the result.
+    Frames go out as a microphone hands them over: frame k of 20 ms at (k + 1) x 20 ms after
+    the start. ``speech_end_s`` is where the speech in the clip ends (default: its acoustic end,
+    voice/acoustics.py). ``start`` may ask for ``"codec": "opus"``: the clip is then sent as Opus
+    packets, and the agent's Opus audio is decoded back to PCM16 in the result.
     """
     result = TurnResult()
+    result.speech_end_s = clip.last_voiced_s() if speech_end_s is None else speech_end_s
     frame_bytes = clip.sample_rate * FRAME_MS // 1000 * 2
+    frame_s = FRAME_MS / 1000
     codec = str((start or {}).get("codec", "pcm16"))
     encoder = OpusEncoder(clip.sample_rate) if codec == "opus" else None
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         hello = {"type": "start", "sample_rate": clip.sample_rate, **(start or {})}
         await ws.send_str(json.dumps(hello))
         started = time.perf_counter()
-        end_offset = clip.last_voiced_s() if speech_end_s is None else speech_end_s
-        listener = _Listener(result, started + end_offset, codec)
+        listener = _Listener(result, started, codec)
 
         async def receive() -> None:
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.BINARY:
-                    listener.on_audio(message.data)
+                    listener.on_audio(message.data, time.perf_counter())
                 elif message.type == aiohttp.WSMsgType.TEXT:
                     listener.on_event(json.loads(message.data))
                 else:
@@ -186,10 +206,16 @@ async def talk(
 
         receiver = asyncio.create_task(receive())
         sent = 0
+        index = 0
         silence = b"\x00" * frame_bytes
         deadline = started + len(clip.pcm) / (2 * clip.sample_rate) + answer_timeout_s
         while not listener.done.is_set() and time.perf_counter() < deadline:
-            if receiver.done():
+            if realtime:
+                # Frame k has been captured only at the end of its interval.
+                delay = started + (index + 1) * frame_s - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if receiver.done() or listener.done.is_set():
                 break
             frame = clip.pcm[sent : sent + frame_bytes] if sent < len(clip.pcm) else silence
             if len(frame) < frame_bytes:
@@ -197,12 +223,9 @@ async def talk(
             for payload in [frame] if encoder is None else encoder.encode(frame):
                 await ws.send_bytes(payload)
                 result.wire_bytes_sent += len(payload)
-            result.audio_seconds_sent += FRAME_MS / 1000
+            result.audio_seconds_sent += frame_s
             sent += frame_bytes
-            if realtime:
-                delay = started + sent / (2 * clip.sample_rate) - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            index += 1
         if not ws.closed:
             with contextlib.suppress(aiohttp.ClientConnectionResetError):
                 await ws.send_str(json.dumps({"type": "stop"}))
@@ -244,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         f"on the socket ({args.codec}): {result.wire_bytes_sent} bytes sent, "
         f"{result.wire_bytes_received} received"
     )
-    latency = "none" if result.latency_ms is None else f"{result.latency_ms:.0f} ms"
-    print(f"end of speech -> first agent audio: {latency}")
+
+    def ms(value: float | None) -> str:
+        return "none" if value is None else f"{value:.0f} ms"
+
+    print(f"end of speech -> first audible agent audio: {ms(result.latency_ms)}")
+    print(f"end of speech -> first agent audio frame:   {ms(result.first_frame_ms)}")
     if result.waterfall:
         print(
             "gateway waterfall (ms): " + ", ".join(f"{k} {v}" for k, v in result.waterfall.items())

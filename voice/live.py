@@ -77,7 +77,8 @@ class LiveSession:
     ) -> None:
         """Stream the clip in real time (20 ms frames), then ``silence_s`` of silence.
 
-        ``on_voice`` is called with the send time of the clip's first voiced frame.
+        Frame k goes out at (k + 1) x 20 ms, once a microphone would have captured it.
+        ``on_voice`` is called with the send time of the frame where the clip's speech starts.
         """
         frame = int(clip.sample_rate * FRAME_S) * 2
         voiced_from = clip.first_voiced_s()
@@ -85,16 +86,16 @@ class LiveSession:
         started = time.perf_counter()
         voiced_sent = False
         for index, offset in enumerate(range(0, len(pcm), frame)):
+            await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_S - time.perf_counter()))
             if self.ws.closed:
                 return
             await self.ws.send_bytes(pcm[offset : offset + frame].ljust(frame, b"\x00"))
-            if not voiced_sent and offset / (2 * clip.sample_rate) >= voiced_from - FRAME_S:
+            if not voiced_sent and (offset + frame) / (2 * clip.sample_rate) > voiced_from:
                 voiced_sent = True
                 now = time.perf_counter()
                 self.sent_voice_at.append(now)
                 if on_voice is not None:
                     on_voice(now)
-            await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_S - time.perf_counter()))
 
     async def keep_listening(self, seconds: float, clip_rate: int = 16000) -> None:
         await self.say(ClipAudio(b"", clip_rate), silence_s=seconds)
@@ -109,9 +110,9 @@ class LiveSession:
         while not check():
             if time.perf_counter() > deadline or self.ws.closed:
                 raise AssertionError(f"timed out; events so far: {self.types()}")
-            await self.ws.send_bytes(frame)
             next_at += FRAME_S
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            await self.ws.send_bytes(frame)
 
     # ----------------------------------------------------------------- reading
 
