@@ -14,7 +14,8 @@ from requirements-dev.txt:
            keeps the virtual environment, caches, tests and .git out of the build context
   images   each image's requirements list covers every distribution its code imports, and
            every name in it is pinned in requirements.txt (so the images get tested versions)
-  buf      buf lint, and buf breaking against the main branch
+  buf      buf lint, and buf breaking against the last release tag (v*) or else the previous
+           commit, so a breaking change committed on main fails too
 
 Usage: python -m deploy.check [k8s] [compose] [docker] [images] [buf]   (default: all)
 """
@@ -508,15 +509,38 @@ def check_images(root: Path = ROOT) -> Problems:
 # --- buf ----------------------------------------------------------------------------------
 
 
-def main_branch_input(root: Path) -> str | None:
-    """A buf input for the protos on main, or None when there is no main to compare with."""
-    for ref, spec in (
-        ("refs/heads/main", "branch=main"),
-        ("refs/remotes/origin/main", "ref=origin/main"),
-    ):
-        if run(["git", "rev-parse", "--verify", "--quiet", ref], cwd=root).returncode == 0:
-            return f".git#{spec},subdir=protos"
-    return None
+RELEASE_TAGS = "v[0-9]*"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """A git command's output in ``root``, or None when it fails."""
+    result = run(["git", *args], cwd=root)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def breaking_base(root: Path) -> tuple[str | None, str]:
+    """What ``buf breaking`` compares the working tree with: (buf input or None, why).
+
+    The last release tag (``v*``) before HEAD when there is one, else the previous commit, so
+    a breaking change fails whether it is committed (on main too) or not. None, with the
+    reason, when neither exists here: not a git checkout, a shallow clone that lacks the
+    previous commit (offline, nothing can be fetched), or a repository of one commit.
+    """
+    if _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}") is None:
+        return None, "not a git checkout with a commit: nothing to compare with"
+    previous = _git(root, "rev-parse", "--verify", "--quiet", "HEAD~1^{commit}")
+    if previous is None:
+        if _git(root, "rev-parse", "--is-shallow-repository") == "true":
+            return None, (
+                "a shallow clone without the previous commit; run "
+                "'git fetch --deepen=1' (or clone with more history) to check this"
+            )
+        return None, "HEAD is the repository's first commit: no earlier contract to break"
+    tag = _git(root, "describe", "--tags", "--abbrev=0", "--match", RELEASE_TAGS, previous)
+    if tag:
+        commit = _git(root, "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}")
+        return f".git#ref={commit},subdir=protos", f"the last release tag {tag}"
+    return f".git#ref={previous},subdir=protos", f"the previous commit (HEAD~1, {previous[:12]})"
 
 
 def check_buf(root: Path = ROOT) -> Problems:
@@ -525,13 +549,14 @@ def check_buf(root: Path = ROOT) -> Problems:
     result = run([buf, "lint"], cwd=root)
     if result.returncode != 0:
         problems.append(f"buf lint:\n{_output(result)}")
-    against = main_branch_input(root)
+    against, what = breaking_base(root)
     if against is None:
-        print("  buf breaking skipped: no main branch in this checkout to compare with")
+        print(f"  note: buf breaking skipped: {what}")
         return problems
+    print(f"  buf breaking against {what}")
     result = run([buf, "breaking", "--against", against], cwd=root)
     if result.returncode != 0:
-        problems.append(f"buf breaking --against {against}:\n{_output(result)}")
+        problems.append(f"buf breaking --against {what} ({against}):\n{_output(result)}")
     return problems
 
 

@@ -249,6 +249,9 @@ def test_an_unpinned_image_package_fails(tmp_path: Path) -> None:
 
 # --- buf, broken --------------------------------------------------------------------------
 
+LLM_PROTO = Path("protos") / "voice" / "v1" / "llm.proto"
+SESSION_ID = "string session_id = 1;"
+
 
 def git(root: Path, *args: str) -> None:
     subprocess.run(
@@ -259,28 +262,74 @@ def git(root: Path, *args: str) -> None:
     )
 
 
+def commit(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+
+
 @pytest.fixture
 def proto_repo(tmp_path: Path) -> Path:
-    """A git repository whose main branch holds today's protos and buf.yaml, on a branch."""
-    root = copy(["protos", "buf.yaml"], tmp_path)
+    """A git repository on main: today's protos and buf.yaml, then a harmless second commit."""
+    root = copy(["protos", "buf.yaml"], tmp_path / "repo")
     git(root, "init", "-q", "-b", "main")
-    git(root, "add", ".")
-    git(root, "commit", "-q", "-m", "protos")
-    git(root, "checkout", "-q", "-b", "change")
+    commit(root, "protos")
+    edit(root / LLM_PROTO, SESSION_ID, SESSION_ID + " // the gateway's session")
+    commit(root, "a comment")
     return root
 
 
-def test_a_breaking_proto_change_fails(proto_repo: Path) -> None:
+def test_a_breaking_change_committed_on_main_fails(proto_repo: Path) -> None:
     needs("buf")
     assert check.check_buf(proto_repo) == []
-    edit(
-        proto_repo / "protos" / "voice" / "v1" / "llm.proto",
-        "string session_id = 1;",
-        "int64 session_id = 1;",
-    )
+    edit(proto_repo / LLM_PROTO, "session_id = 1;", "session_id = 7;")  # renumbered
+    commit(proto_repo, "renumber session_id")
+    assert check.breaking_base(proto_repo)[1].startswith("the previous commit")
+    problems = "\n".join(check.check_buf(proto_repo))
+    assert "buf breaking --against the previous commit" in problems
+    assert 'Previously present field "1" with name "session_id"' in problems
+
+
+def test_a_breaking_change_not_yet_committed_fails(proto_repo: Path) -> None:
+    needs("buf")
+    edit(proto_repo / LLM_PROTO, "string session_id = 1;", "int64 session_id = 1;")
     problems = "\n".join(check.check_buf(proto_repo))
     assert "buf breaking" in problems
     assert 'changed type from "string" to "int64"' in problems
+
+
+def test_a_compatible_change_committed_on_main_passes(proto_repo: Path) -> None:
+    needs("buf")
+    edit(
+        proto_repo / LLM_PROTO,
+        "string system_prompt = 2;",
+        "string system_prompt = 2;\n  string locale = 3;",
+    )
+    commit(proto_repo, "a new field")
+    assert check.check_buf(proto_repo) == []
+
+
+def test_a_break_since_the_last_release_tag_fails_even_commits_later(proto_repo: Path) -> None:
+    """Against HEAD~1 this would pass: the break is two commits back, after the release."""
+    needs("buf")
+    git(proto_repo, "tag", "v0.1.0")
+    edit(proto_repo / LLM_PROTO, "session_id = 1;", "session_id = 7;")
+    commit(proto_repo, "renumber session_id")
+    (proto_repo / "NOTES").write_text("unrelated\n")
+    commit(proto_repo, "notes")
+    assert check.breaking_base(proto_repo)[1] == "the last release tag v0.1.0"
+    problems = "\n".join(check.check_buf(proto_repo))
+    assert "buf breaking --against the last release tag v0.1.0" in problems
+    assert 'Previously present field "1" with name "session_id"' in problems
+
+
+def test_the_release_tag_on_head_itself_is_not_the_base(proto_repo: Path) -> None:
+    """A release commit is compared with what came before it, not with itself."""
+    needs("buf")
+    edit(proto_repo / LLM_PROTO, "session_id = 1;", "session_id = 7;")
+    commit(proto_repo, "renumber session_id")
+    git(proto_repo, "tag", "v1.0.0")
+    assert check.breaking_base(proto_repo)[1].startswith("the previous commit")
+    assert "buf breaking" in "\n".join(check.check_buf(proto_repo))
 
 
 def test_a_lint_finding_fails(proto_repo: Path) -> None:
@@ -290,16 +339,53 @@ def test_a_lint_finding_fails(proto_repo: Path) -> None:
     assert "buf lint" in "\n".join(check.check_buf(proto_repo))
 
 
-def test_without_a_main_branch_breaking_is_skipped(tmp_path: Path) -> None:
+def test_a_shallow_clone_skips_breaking_with_a_note(
+    proto_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs("buf")
+    edit(proto_repo / LLM_PROTO, "session_id = 1;", "session_id = 7;")
+    commit(proto_repo, "renumber session_id")
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", proto_repo.as_uri(), str(clone))
+    against, why = check.breaking_base(clone)
+    assert against is None and "shallow clone" in why
+    assert check.check_buf(clone) == []
+    assert "note: buf breaking skipped: a shallow clone" in capsys.readouterr().out
+
+
+def test_a_shallow_clone_with_the_previous_commit_still_checks(
+    proto_repo: Path, tmp_path: Path
+) -> None:
+    needs("buf")
+    edit(proto_repo / LLM_PROTO, "session_id = 1;", "session_id = 7;")
+    commit(proto_repo, "renumber session_id")
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "2", proto_repo.as_uri(), str(clone))
+    assert "buf breaking" in "\n".join(check.check_buf(clone))
+
+
+def test_a_single_commit_repository_skips_breaking_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     needs("buf")
     root = copy(["protos", "buf.yaml"], tmp_path)
-    git(root, "init", "-q", "-b", "work")
-    assert check.main_branch_input(root) is None
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "protos")
+    assert check.breaking_base(root)[0] is None
     assert check.check_buf(root) == []
+    assert "note: buf breaking skipped: HEAD is the repository's first commit" in (
+        capsys.readouterr().out
+    )
 
 
-def test_the_main_branch_input_prefers_the_local_branch(proto_repo: Path) -> None:
-    assert check.main_branch_input(proto_repo) == ".git#branch=main,subdir=protos"
+def test_outside_git_breaking_is_skipped_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs("buf")
+    root = copy(["protos", "buf.yaml"], tmp_path)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)  # a repository, no commit
+    assert check.check_buf(root) == []
+    assert "note: buf breaking skipped: not a git checkout" in capsys.readouterr().out
 
 
 # --- the command line ---------------------------------------------------------------------
