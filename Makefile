@@ -50,8 +50,8 @@ run: install ## Start the whole cluster on this machine and print where to open 
 test: install browser deploy-check ## Run every test (unit, integration, end to end, browser)
 	@$(PY) -m pytest
 
-test-unit: install ## Run the fast tests only
-	@$(PY) -m pytest -m "not e2e"
+test-unit: install ## Run the unit tests only (seconds: no cluster, browser, gRPC server or Whisper)
+	@$(PY) -m pytest -m unit
 
 test-e2e: install ## Run the end-to-end tests only (the four real processes)
 	@$(PY) -m pytest -m e2e

@@ -46,7 +46,9 @@ except ImportError:
         allow_module_level=True,
     )
 
-pytestmark = pytest.mark.browser
+# End to end as well: they start the real cluster (or a scripted gateway) and Chromium, so
+# `pytest -m "not e2e"` and `make test-unit` leave them out.
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 QUESTION = "036_"  # 036_whats-the-weather-like.wav, 16 kHz mono
 LEAD_SILENCE_S = 0.5
