@@ -31,7 +31,12 @@ def summarize(
 ) -> dict[str, Any]:
     speech = [r for r in records if r.kind.startswith("speech")]
     latencies = [r.latency_ms for r in speech if r.latency_ms is not None]
-    frames = [r.first_frame_ms for r in speech if r.first_frame_ms is not None]
+    # The first frame of the same (answered) turns, so the two columns compare like with like.
+    frames = [
+        r.first_frame_ms
+        for r in speech
+        if r.first_frame_ms is not None and r.latency_ms is not None
+    ]
     old = [v for v in (r.old_latency_ms for r in speech) if v is not None]
     errors_words = [word_errors(r.reference, r.transcript) for r in speech]
     total_words = sum(n for _, n in errors_words)
