@@ -99,7 +99,9 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         errors: list[str] = []
         cancelled: set[str] = set()
         reader = asyncio.create_task(
-            self._read(request_iterator, rate, config.voice, outbox, errors, cancelled)
+            self._read(
+                request_iterator, rate, config.voice, outbox, errors, cancelled, config.session_id
+            )
         )
         self.active_streams += 1
         log.info("stream opened (session %s, %d Hz)", config.session_id, rate)
@@ -125,6 +127,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         outbox: Outbox,
         errors: list[str],
         cancelled: set[str],
+        session_id: str,
     ) -> None:
         turns: dict[str, _Turn] = {}
         try:
@@ -136,7 +139,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                         turn = _Turn(_Output(request.text.turn_id, rate, outbox))
                         turns[turn.turn_id] = turn
                         turn.task = asyncio.create_task(
-                            self._speak(turn, request.text.trace_context, rate, voice)
+                            self._speak(turn, request.text.trace_context, rate, voice, session_id)
                         )
                         turn.task.add_done_callback(_forget(turns, turn.turn_id))
                     turn.text.put_nowait(request.text.text)
@@ -168,6 +171,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         trace_context: audio_pb2.TraceContext,
         rate: int,
         voice: str,
+        session_id: str,
     ) -> None:
         speaker = TurnSpeaker(
             self._chain,
@@ -179,6 +183,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         parent = context_from_message(trace_context)
         with tracer.start_as_current_span("tts.synthesize", context=parent) as span:
             span.set_attribute("voice.turn_id", turn.turn_id)
+            span.set_attribute("voice.session_id", session_id)
             await speaker.run(turn.text, span)
 
     async def aclose(self) -> None:

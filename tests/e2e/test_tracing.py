@@ -124,6 +124,8 @@ def assert_one_turn_trace(receiver: OtlpReceiver, turn: ReceivedSpan) -> None:
     spans = receiver.in_trace(turn.span.trace_id)
     assert {s.service for s in spans} >= SERVICES
     assert turn.service == "gateway" and not turn.span.parent_span_id  # the root of the trace
+    session_id = turn.attribute("voice.session_id")
+    assert session_id, "the turn span has no voice.session_id"
     for name, service in (
         ("stt.utterance", "stt"),
         ("llm.generate", "llm"),
@@ -132,12 +134,14 @@ def assert_one_turn_trace(receiver: OtlpReceiver, turn: ReceivedSpan) -> None:
         [child] = [s for s in spans if s.span.name == name]
         assert child.service == service
         assert child.span.parent_span_id == turn.span.span_id, f"{name} is not under the turn"
-        assert (
-            child.attribute("voice.session_id") == turn.attribute("voice.session_id")
-            or name != "stt.utterance"
-        )
+    # Every span of the turn, in all four processes, names the session it belongs to.
+    unnamed = [
+        (s.service, s.span.name, s.attribute("voice.session_id"))
+        for s in spans
+        if s.attribute("voice.session_id") != session_id
+    ]
+    assert not unnamed, f"spans without voice.session_id {session_id!r}: {unnamed}"
     stt = next(s for s in spans if s.span.name == "stt.utterance")
-    assert stt.attribute("voice.session_id") == turn.attribute("voice.session_id")
     assert "end_of_turn" in stt.events and "stt_complete" in stt.events
     moments = turn.events
     order = [
