@@ -112,6 +112,15 @@ class Conversation:
             self._disarm_barge_in()
             self._end_of_turn_at = self._arrival_time(speech.stream_time_s)
 
+    def forget_speech(self) -> None:
+        """The stt stream broke: what it said about speech in progress no longer holds (a new
+        stream starts afresh, with its own utterance ids and stream times)."""
+        self._disarm_barge_in()
+        self._overlapping = None
+        self._end_of_turn_at = None
+        if self.state is State.USER_SPEAKING or self.turn is None:
+            self._set_state(State.LISTENING)
+
     def ignores(self, transcript: stt_pb2.Transcript) -> bool:
         """Whether the transcript is of a short sound made while the agent spoke (a cough)."""
         if not transcript.utterance_id or transcript.utterance_id != self._overlapping:

@@ -55,6 +55,43 @@ SPEECH_STARTS = (
 SEND_TIMEOUT_S = 5.0
 
 
+class ArrivalClock:
+    """When the audio at a stream time of the current stt stream reached the gateway.
+
+    stt counts stream time from the first audio of *its* stream, so the clock has one epoch
+    per stt stream: ``restart`` (when a stream is opened, or reopened after stt restarted)
+    makes the next sample sent stream time 0 and forgets the arrivals of the old stream, whose
+    stream times mean something else. Only responses from the current stream may be mapped
+    (the session drops those of an older one).
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.epoch = 0
+        self._rate = sample_rate
+        self._samples = 0
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
+
+    def restart(self, sample_rate: int) -> None:
+        self.epoch += 1
+        self._rate = sample_rate
+        self._samples = 0
+        self._arrivals.clear()
+
+    def record(self, samples: int, at: float) -> None:
+        """``samples`` more samples were sent to the current stream at ``at``."""
+        self._samples += samples
+        self._arrivals.append((self._samples, at))
+
+    def arrival_time(self, stream_time_s: float) -> float:
+        """When the audio at ``stream_time_s`` (seconds since the stream's first audio) reached
+        us: the arrival of the frame that holds that sample (now, if it has not arrived)."""
+        target = int(stream_time_s * self._rate)
+        for samples, arrived in self._arrivals:
+            if samples >= target:
+                return arrived
+        return time.perf_counter()
+
+
 class UpstreamFailureError(Exception):
     def __init__(self, stage: str, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{stage}: {code.name}: {details}")
@@ -87,8 +124,7 @@ class Session:
         self._tts: DuplexStream[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse] | None = None
         self._conversation: Conversation | None = None
         self._readers: list[asyncio.Task[None]] = []
-        self._samples_in = 0
-        self._arrivals: deque[tuple[int, float]] = deque(maxlen=ARRIVALS_KEPT)
+        self._clock = ArrivalClock(self._input_rate)
         loop = asyncio.get_running_loop()
         self._failure: asyncio.Future[UpstreamFailureError] = loop.create_future()
         self._closing = False
@@ -192,8 +228,7 @@ class Session:
         if self._stt is None:
             self._open_upstreams()
         assert self._stt is not None
-        self._samples_in += len(pcm) // 2
-        self._arrivals.append((self._samples_in, time.perf_counter()))
+        self._clock.record(len(pcm) // 2, time.perf_counter())
         self._stt.send(
             stt_pb2.TranscribeRequest(
                 audio=audio_pb2.AudioChunk(pcm=pcm, sample_rate=self._input_rate)
@@ -224,12 +259,8 @@ class Session:
                 await self._ws.close(code=1008, message=b"client too slow")
 
     def arrival_time(self, stream_time_s: float) -> float:
-        """When the audio at ``stream_time_s`` (seconds since the first audio) reached us."""
-        target = int(stream_time_s * self._input_rate)
-        for samples, arrived in self._arrivals:
-            if samples >= target:
-                return arrived
-        return time.perf_counter()
+        """When the audio at ``stream_time_s`` of the current stt stream reached us."""
+        return self._clock.arrival_time(stream_time_s)
 
     # ----------------------------------------------------------------- stage side
 
@@ -270,6 +301,8 @@ class Session:
         self._stt = DuplexStream(
             self._upstreams.stt.Transcribe, stt_pb2.TranscribeRequest(config=config)
         )
+        # The new stream's time 0 is the next sample sent to it (audio goes to self._stt).
+        self._clock.restart(self._input_rate)
         return self._stt
 
     def _open_llm(self) -> DuplexStream[llm_pb2.ConverseRequest, llm_pb2.ConverseResponse]:
@@ -307,14 +340,14 @@ class Session:
         stage: str,
         stream: DuplexStream[Any, Any],
         reopen: Callable[[], DuplexStream[Any, Any]],
-        handle: Callable[[Any], Awaitable[None]],
+        handle: Callable[[DuplexStream[Any, Any], Any], Awaitable[None]],
     ) -> None:
         """Read a stage's stream; when it breaks, tell the client, wait for the stage, reopen."""
         backoff = RECONNECT_MIN_S
         while True:
             try:
                 async for response in stream.responses():
-                    await handle(response)
+                    await handle(stream, response)
                 code, details = grpc.StatusCode.UNAVAILABLE, "the stream ended"
             except grpc.aio.AioRpcError as error:
                 code, details = error.code(), error.details() or ""
@@ -336,6 +369,8 @@ class Session:
                 )
                 if self._conversation is not None:
                     await self._conversation.cancel_turn()
+                    if stage == "stt":
+                        self._conversation.forget_speech()
             while not await self._upstreams.serving(stage):
                 if self._closing:
                     return
@@ -348,9 +383,13 @@ class Session:
             self._down.discard(stage)
             log.info("session %s: %s stream reopened", self.id, stage)
 
-    async def _on_stt(self, response: stt_pb2.TranscribeResponse) -> None:
+    async def _on_stt(
+        self, stream: DuplexStream[Any, Any], response: stt_pb2.TranscribeResponse
+    ) -> None:
         conversation = self._conversation
         assert conversation is not None
+        if stream is not self._stt:
+            return  # an older stream's: its stream times are not the clock's
         if response.HasField("speech_event"):
             kind = response.speech_event.kind
             if kind in SPEECH_STARTS:
@@ -370,13 +409,17 @@ class Session:
         )
         await conversation.on_transcript(transcript)
 
-    async def _on_llm(self, response: llm_pb2.ConverseResponse) -> None:
+    async def _on_llm(
+        self, _stream: DuplexStream[Any, Any], response: llm_pb2.ConverseResponse
+    ) -> None:
         turn = self._conversation.turn if self._conversation else None
         stage_id = response.delta.turn_id if response.HasField("delta") else response.done.turn_id
         if turn is not None and turn.stage_id == stage_id:
             turn.llm_events.put_nowait(response)
 
-    async def _on_tts(self, response: tts_pb2.SynthesizeResponse) -> None:
+    async def _on_tts(
+        self, _stream: DuplexStream[Any, Any], response: tts_pb2.SynthesizeResponse
+    ) -> None:
         turn = self._conversation.turn if self._conversation else None
         kind = response.WhichOneof("event")
         stage_id = getattr(response, kind).turn_id if kind else ""
