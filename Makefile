@@ -150,4 +150,8 @@ bench-tts: install ## Embedded voice, replies streamed at 30 tokens/s: first aud
 bench-stt: install ## Streaming stt on real speech: WER, RTF, word->partial, end->final, streams
 	@$(PY) -m bench.stt_stream --corpus $(CORPUS) $(if $(OUT),--out $(OUT),)
 
+.PHONY: bench-peer
+bench-peer: install ## This project vs a stock Pipecat 1.14 pipeline, same models and clips (LIMIT=n; makes .venv-peer/)
+	@$(PY) -m bench.peer --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
+
 k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline
