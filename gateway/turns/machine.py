@@ -1,0 +1,449 @@
+"""The turn machine: the session's turn taking as a pure object (see docs/gateway.md).
+
+```
+              speech_started                final transcript
+  LISTENING ─────────────────▶ USER_SPEAKING ─────────────────▶ THINKING
+      ▲                          │  ▲   (early reply held from the pause)   │ first audio sent
+      │ playback over            │  └──────────────── barge-in ◀──┐        ▼
+      └──────────────────────────┴──────────────────────────── AGENT_SPEAKING
+```
+
+``step(event, now)`` takes one event (gateway/turns/events.py) with the time it happened and
+returns the actions to carry out, in order (gateway/turns/actions.py). The policies
+(gateway/turns/policy.py) decide early thinking, barge-in and the streaming or serial style.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from gateway.timeline import Timeline
+from gateway.turns import actions as act
+from gateway.turns import events as ev
+from gateway.turns.policy import TurnPolicy
+from gateway.turns.reply import Reply
+
+BARGE_IN = "barge_in"
+PLAYBACK_OVER = "playback_over"
+LLM_QUIET = "llm_quiet"
+TTS_QUIET = "tts_quiet"
+
+
+class State(enum.Enum):
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    THINKING = "thinking"
+    AGENT_SPEAKING = "agent_speaking"
+
+
+class TurnMachine:
+    def __init__(self, policy: TurnPolicy) -> None:
+        self.policy = policy
+        self.state = State.LISTENING
+        self.reply: Reply | None = None
+        self._turns = 0
+        self._attempts = 0
+        self._end_of_turn_at: float | None = None
+        # The utterance that began while the agent was busy (a barge-in, if it lasts).
+        self._overlapping: str | None = None
+        self._timers: dict[str, tuple[act.Timer, float]] = {}
+        self._timer_serial = 0
+        self._down: set[str] = set()
+        self._out: list[act.Action] = []
+        self._now = 0.0
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.SpeechStarted: self._speech_started,
+            ev.SpeechPaused: lambda _e: self._cancel_timer(BARGE_IN),
+            ev.UserTurnEnded: self._user_turn_ended,
+            ev.TranscriptReceived: self._transcript,
+            ev.ReplyText: self._reply_text,
+            ev.ReplyDone: self._reply_done,
+            ev.SpeechAudioStarted: self._audio_started,
+            ev.SpeechAudio: self._audio,
+            ev.SpeechAudioEnded: self._audio_ended,
+            ev.TimerExpired: self._timer_expired,
+            ev.StageDown: self._stage_down,
+            ev.StageUp: lambda e: self._down.discard(e.stage),
+            ev.SpeechForgotten: self._speech_forgotten,
+            ev.SessionClosed: self._closed,
+        }
+
+    @property
+    def next_turn_id(self) -> str:
+        return f"{self.policy.session_id}-{self._turns + 1}"
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reply is still being produced (a graceful drain waits for it)."""
+        return self.reply is not None and not self.reply.finished
+
+    def step(self, event: ev.Event, now: float) -> list[act.Action]:
+        self._out, self._now = [], now
+        self._handlers[type(event)](event)
+        return self._out
+
+    # ----------------------------------------------------------------- speech
+
+    def _speech_started(self, event: ev.SpeechStarted) -> None:
+        self._event("speech_started", turn_id=self.next_turn_id)
+        if event.resumed:
+            self._discard_early_reply()
+        if self._agent_busy():
+            self._overlapping = event.utterance_id
+            if BARGE_IN not in self._timers:
+                self._set_timer(BARGE_IN, self._now + self.policy.barge_in.min_speech_s)
+        else:
+            self._discard_early_reply()
+            self._set_state(State.USER_SPEAKING)
+
+    def _user_turn_ended(self, event: ev.UserTurnEnded) -> None:
+        self._cancel_timer(BARGE_IN)
+        self._end_of_turn_at = event.decided_at
+
+    def _speech_forgotten(self, _event: ev.SpeechForgotten) -> None:
+        self._cancel_timer(BARGE_IN)
+        self._overlapping = None
+        self._end_of_turn_at = None
+        if self.state is State.USER_SPEAKING or self.reply is None:
+            self._set_state(State.LISTENING)
+
+    def _ignores(self, event: ev.TranscriptReceived) -> bool:
+        """A short sound made while the agent spoke (a cough): no transcript, no turn."""
+        if not event.utterance_id or event.utterance_id != self._overlapping:
+            return False
+        if not self._agent_busy() or not self.policy.barge_in.ignores(event.duration_s):
+            return False
+        if event.final:
+            self._log("info", f"ignored a {event.duration_s:.2f}s sound while the agent spoke")
+            self._overlapping = None
+        return True
+
+    def _transcript(self, event: ev.TranscriptReceived) -> None:
+        if self._ignores(event):
+            return
+        self._event("transcript", text=event.text, final=event.final, turn_id=self.next_turn_id)
+        text = event.text.strip()
+        policy = self.policy
+        if policy.style.allows_early_start and policy.early_thinking.starts_on(
+            text, event.at_pause
+        ):
+            self._set_state(State.USER_SPEAKING)
+            self._start_reply(event, early=True)
+            return
+        if not event.final:
+            return
+        self._overlapping = None
+        reply = self.reply
+        if (
+            reply is not None
+            and reply.early
+            and reply.is_held
+            and policy.early_thinking.confirms(reply.text, text)
+        ):
+            self._confirm_early(reply)
+        elif text:
+            self._discard_early_reply()
+            if self._start_reply(event, early=False):
+                self._set_state(State.THINKING)
+        else:
+            self._discard_early_reply()
+            self._set_state(State.LISTENING)
+
+    # ----------------------------------------------------------------- replies
+
+    def _count_turn(self, timeline: Timeline) -> None:
+        """The user's turn is confirmed: it gets its number and its end-of-turn moments."""
+        self._turns += 1
+        timeline.mark("stt_complete", self._now)
+        if self._end_of_turn_at is not None:
+            timeline.mark("end_of_turn", self._end_of_turn_at)
+            self._end_of_turn_at = None
+
+    def _start_reply(self, event: ev.TranscriptReceived, *, early: bool) -> bool:
+        """Start a reply to the transcript; False when a stage is down (the client is told)."""
+        self._cancel_reply()
+        down = sorted(self._down)
+        if down:
+            if not early:
+                self._event(
+                    "error",
+                    code="upstream_unavailable",
+                    message=f"the {down[0]} service is unavailable; this turn cannot be answered",
+                    stage=down[0],
+                )
+                self._set_state(State.LISTENING)
+            return False
+        self._attempts += 1
+        sid = self.policy.session_id
+        number = self._turns + 1
+        timeline = Timeline(event.speech_end_at)
+        if not early:
+            self._count_turn(timeline)
+        serial = self.policy.style.holds_until_audio_done
+        reply = Reply(
+            attempt=f"{sid}-a{self._attempts}",
+            turn_id=f"{sid}-{number}",
+            number=number,
+            text=event.text.strip(),
+            utterance_id=event.utterance_id,
+            timeline=timeline,
+            early=early,
+            serial=serial,
+            held=[] if early or serial else None,
+        )
+        self.reply = reply
+        self._emit(
+            act.ReplyStarted(
+                reply.attempt, reply.turn_id, number, early, serial, event.speech_end_at
+            )
+        )
+        if not early:
+            self._link(reply)
+        self._emit(act.AskLlm(reply.attempt, reply.text))
+        timeline.mark("llm_start", self._now)
+        self._set_timer(LLM_QUIET, self._now + self.policy.stage_timeout_s)
+        self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
+        return True
+
+    def _confirm_early(self, reply: Reply) -> None:
+        self._count_turn(reply.timeline)
+        reply.early = False
+        self._emit(act.Count("early_starts", "confirmed"))
+        self._set_state(State.THINKING)
+        self._release(reply)
+
+    def _release(self, reply: Reply) -> None:
+        self._link(reply)
+        for item in reply.release(self._now):
+            self._sent(reply, item)
+        self._maybe_finish(reply)
+
+    def _link(self, reply: Reply) -> None:
+        if reply.utterance_id and not reply.linked:
+            reply.linked = True
+            self._emit(act.LinkUtterance(reply.attempt, reply.utterance_id))
+
+    def _current(self, attempt: str) -> Reply | None:
+        reply = self.reply
+        if reply is None or reply.attempt != attempt or reply.finished:
+            return None
+        return reply
+
+    def _reply_text(self, event: ev.ReplyText) -> None:
+        reply = self._current(event.attempt)
+        if reply is None:
+            return
+        self._set_timer(LLM_QUIET, self._now + self.policy.stage_timeout_s)
+        if not reply.reply_text:
+            reply.timeline.mark("llm_first_token", self._now)
+            reply.timeline.mark("tts_start", self._now)
+        reply.reply_text += event.text
+        if self.policy.style.speaks_each_delta:
+            self._emit(act.Speak(reply.attempt, event.text))
+        self._output(
+            reply, self._client_event("agent_text", turn_id=reply.turn_id, text=event.text)
+        )
+
+    def _reply_done(self, event: ev.ReplyDone) -> None:
+        reply = self._current(event.attempt)
+        if reply is None:
+            return
+        self._cancel_timer(LLM_QUIET)
+        if not self.policy.style.speaks_each_delta and reply.reply_text:
+            self._emit(act.Speak(reply.attempt, reply.reply_text))
+        reply.provider = event.provider
+        reply.llm_done = True
+        if event.error:
+            self._log("warning", f"turn {reply.turn_id}: llm error: {event.error}")
+            error = self._client_event(
+                "error", code="llm_error", message=event.error, turn_id=reply.turn_id
+            )
+            self._output(reply, error)
+        self._emit(act.FlushSpeech(reply.attempt))
+
+    def _audio_started(self, event: ev.SpeechAudioStarted) -> None:
+        reply = self._current(event.attempt)
+        if reply is None:
+            return
+        self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
+        reply.playback.sample_rate = event.sample_rate
+        self._output(reply, act.OpenAudio(event.sample_rate))
+        start = self._client_event(
+            "audio_start", turn_id=reply.turn_id, sample_rate=event.sample_rate
+        )
+        self._output(reply, start)
+
+    def _audio(self, event: ev.SpeechAudio) -> None:
+        reply = self._current(event.attempt)
+        if reply is None:
+            return
+        self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
+        self._output(reply, act.SendAudio(event.pcm, event.text))
+
+    def _audio_ended(self, event: ev.SpeechAudioEnded) -> None:
+        reply = self._current(event.attempt)
+        if reply is None:
+            return
+        self._cancel_timer(TTS_QUIET)
+        if event.error:
+            error = self._client_event(
+                "error", code="tts_error", message=event.error, turn_id=reply.turn_id
+            )
+            self._output(reply, error)
+        reply.audio_done = True
+        if reply.is_held and self.policy.style.holds_until_audio_done and not reply.early:
+            self._release(reply)
+        self._maybe_finish(reply)
+
+    def _output(self, reply: Reply, item: act.ClientOutput) -> None:
+        for sent in reply.output(item, self._now):
+            self._sent(reply, sent)
+
+    def _sent(self, reply: Reply, item: act.ClientOutput) -> None:
+        self._emit(item)
+        if isinstance(item, act.SendAudio) and "first_audio_sent" not in reply.timeline.marks:
+            reply.timeline.mark("first_audio_sent", self._now)
+            if reply is self.reply:
+                self._set_state(State.AGENT_SPEAKING)
+
+    def _maybe_finish(self, reply: Reply) -> None:
+        if reply.finished or reply.failed or not reply.audio_done or reply.is_held:
+            return
+        reply.timeline.mark("pipeline_complete", self._now)
+        self._output(reply, act.CloseAudio())
+        self._output(reply, self._client_event("audio_end", turn_id=reply.turn_id))
+        waterfall = reply.timeline.waterfall_ms()
+        self._output(
+            reply, self._client_event("turn_complete", turn_id=reply.turn_id, latency=waterfall)
+        )
+        self._finish(reply, "complete")
+        self._emit(act.Count("turns", "complete"))
+
+    def _finish(self, reply: Reply, ending: str) -> None:
+        reply.finished = True
+        self._cancel_timer(LLM_QUIET)
+        self._cancel_timer(TTS_QUIET)
+        self._emit(
+            act.ReplyFinished(
+                reply.attempt,
+                reply.turn_id,
+                reply.number,
+                ending,
+                dict(reply.timeline.marks),
+                reply.provider,
+            )
+        )
+        if ending in ("complete", "failed"):
+            self._set_timer(PLAYBACK_OVER, reply.playback.ends_at(self._now))
+
+    def _fail(self, reply: Reply, stage: str) -> None:
+        """A stage went quiet: stop the reply, drop what it held, tell the client."""
+        reply.failed = True
+        timeout = self.policy.stage_timeout_s
+        self._log("warning", f"turn {reply.turn_id}: {stage} sent nothing for {timeout:.0f}s")
+        self._cancel_stages(reply)
+        reply.drop_held()
+        self._event(
+            "error",
+            code="stage_timeout",
+            message=f"the {stage} stage did not answer in time",
+            turn_id=reply.turn_id,
+        )
+        self._finish(reply, "failed")
+        self._emit(act.Count("turns", "error"))
+
+    def _cancel_stages(self, reply: Reply) -> None:
+        heard = reply.playback.heard_text(self._now)
+        self._emit(act.CancelLlm(reply.attempt, heard, discard=reply.early))
+        self._emit(act.CancelSpeech(reply.attempt))
+
+    def _discard_early_reply(self) -> None:
+        if self.reply is not None and self.reply.early:
+            self._emit(act.Count("early_starts", "discarded"))
+            self._cancel_reply()
+
+    def _cancel_reply(self) -> bool:
+        """Stop the current reply. The client hears of it (``interrupted``) only if it saw or
+        heard any of it; returns whether it did."""
+        reply, self.reply = self.reply, None
+        self._cancel_timer(PLAYBACK_OVER)
+        if reply is None:
+            return False
+        audible = not reply.early and (not reply.finished or reply.playing(self._now))
+        if not reply.finished:
+            self._cancel_stages(reply)
+            self._finish(reply, "discarded" if reply.early else "interrupted")
+        if audible:
+            self._emit(act.Count("interruptions"))
+            self._emit(act.Count("turns", "interrupted"))
+            self._event("interrupted", turn_id=reply.turn_id)
+        return audible
+
+    # ----------------------------------------------------------------- timers, stages
+
+    def _timer_expired(self, event: ev.TimerExpired) -> None:
+        entry = self._timers.get(event.timer.kind)
+        if entry is None or entry[0] != event.timer:
+            return  # cancelled or replaced before it fired
+        del self._timers[event.timer.kind]
+        kind, at = event.timer.kind, entry[1]
+        if kind == BARGE_IN:
+            self._overlapping = None
+            self._set_state(State.USER_SPEAKING)
+            if self._cancel_reply():
+                self._emit(act.ObserveBargeIn(at))
+        elif kind == PLAYBACK_OVER:
+            if self.state in (State.AGENT_SPEAKING, State.THINKING):
+                self._set_state(State.LISTENING)
+        elif self.reply is not None and not self.reply.finished:
+            self._fail(self.reply, "llm" if kind == LLM_QUIET else "tts")
+
+    def _stage_down(self, event: ev.StageDown) -> None:
+        self._down.add(event.stage)
+        self._cancel_reply()
+
+    def _closed(self, _event: ev.SessionClosed) -> None:
+        self._cancel_timer(BARGE_IN)
+        self._cancel_reply()
+        for kind in list(self._timers):
+            self._cancel_timer(kind)
+
+    def _set_timer(self, kind: str, at: float) -> None:
+        self._cancel_timer(kind)
+        self._timer_serial += 1
+        timer = act.Timer(kind, self._timer_serial)
+        self._timers[kind] = (timer, at)
+        self._emit(act.SetTimer(timer, at))
+
+    def _cancel_timer(self, kind: str) -> None:
+        entry = self._timers.pop(kind, None)
+        if entry is not None:
+            self._emit(act.CancelTimer(entry[0]))
+
+    # ----------------------------------------------------------------- state, output
+
+    def _agent_busy(self) -> bool:
+        reply = self.reply
+        if reply is None or reply.early:
+            return False
+        return self.state in (State.THINKING, State.AGENT_SPEAKING) or reply.playing(self._now)
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            self._emit(act.StateChanged(self.state.value, state.value))
+            self.state = state
+
+    @staticmethod
+    def _client_event(kind: str, **fields: Any) -> act.SendEvent:
+        return act.SendEvent(kind, fields)
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        self._emit(act.SendEvent(kind, fields))
+
+    def _emit(self, action: act.Action) -> None:
+        self._out.append(action)
+
+    def _log(self, level: str, message: str) -> None:
+        self._emit(act.Log(level, f"{self.policy.session_id}: {message}"))
