@@ -53,6 +53,12 @@ SPEECH_STARTS = (
 )
 # A client that does not take a frame within this long is too slow to keep.
 SEND_TIMEOUT_S = 5.0
+# How long a `start` waits for stt and tts to accept its stream configs (each answers with its
+# response headers at once, or refuses with INVALID_ARGUMENT). A stage that says nothing in
+# this time is taken to have accepted: its stream's reader reports any failure later.
+ACCEPT_TIMEOUT_S = 5.0
+# The error code for a start field a stage refused, by stage.
+REFUSED_FIELD = {"stt": ("language", "unsupported_language"), "tts": ("voice", "unsupported_voice")}
 
 
 class ArrivalClock:
@@ -117,6 +123,8 @@ class Session:
         self._serial = settings.pipeline == "serial"
         self._early_thinking = settings.early_thinking
         self._codec = "pcm16"
+        self._language = ""
+        self._voice = ""
         self._audio_in: AudioIn = Pcm16In(self._input_rate)
         self._send_lock = asyncio.Lock()
         self._stt: DuplexStream[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse] | None = None
@@ -204,6 +212,17 @@ class Session:
         if self._stt is not None:
             await self.send_error("already_started", "start must come before any audio")
             return True
+        self._apply(message)
+        # The stages check what they serve (stt the language, tts the voice) before `ready`.
+        for code, text in await self._open_checked():
+            await self.send_error(code, text)
+        self._open_upstreams()
+        await self._ready()
+        return True
+
+    def _apply(self, message: Start) -> None:
+        self._language = message.language
+        self._voice = message.voice
         self._input_rate = message.sample_rate or self._input_rate
         self._output_rate = message.output_sample_rate or self._output_rate
         if message.pipeline:
@@ -215,9 +234,50 @@ class Session:
             self._output_rate = OPUS_DEFAULT_OUTPUT_RATE
         self._audio_in = audio_in(self._codec, self._input_rate)
         self._input_rate = self._audio_in.sample_rate
-        self._open_upstreams()
-        await self._ready()
-        return True
+
+    async def _open_checked(self) -> list[tuple[str, str]]:
+        """Open the stt and tts streams and wait until each has accepted its config.
+
+        A stage that refuses the start's language (stt) or voice (tts) gets its stream opened
+        again with its default, and the refusal is returned as an error (code, message) for
+        the client; the rest of the start applies. Any other refusal is left to the stream's
+        reader (it ends the session), and a stage that cannot be reached is waited for as
+        always.
+        """
+        refusals: list[tuple[str, str]] = []
+        pending = ["stt", "tts"]
+        while pending:
+            opened = {
+                stage: self._open_stt() if stage == "stt" else self._open_tts() for stage in pending
+            }
+            reasons = await asyncio.gather(*(self._refusal(s) for s in opened.values()))
+            pending = []
+            for (stage, stream), reason in zip(opened.items(), reasons, strict=True):
+                field, code = REFUSED_FIELD[stage]
+                if reason is None or not (self._language if stage == "stt" else self._voice):
+                    continue
+                log.info("session %s: %s refused the %s: %s", self.id, stage, field, reason)
+                refusals.append((code, f"{reason}; the session goes on with the default {field}"))
+                stream.close()
+                stream.cancel()
+                if stage == "stt":
+                    self._language = ""
+                else:
+                    self._voice = ""
+                pending.append(stage)
+        return refusals
+
+    @staticmethod
+    async def _refusal(stream: DuplexStream[Any, Any]) -> str | None:
+        """The stage's reason if it refused the stream's config (INVALID_ARGUMENT), else None."""
+        call = stream.call
+        try:
+            await asyncio.wait_for(call.initial_metadata(), ACCEPT_TIMEOUT_S)
+        except TimeoutError:
+            return None
+        if not call.done() or await call.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            return None
+        return str(await call.details())
 
     async def _on_audio(self, frame: bytes) -> None:
         try:
@@ -287,9 +347,10 @@ class Session:
             self._metrics,
             unavailable=self.unavailable_stage,
         )
-        self._stt = self._open_stt()
+        # A start has opened (and had accepted) the stt and tts streams already.
+        self._stt = self._stt or self._open_stt()
         self._llm = self._open_llm()
-        self._tts = self._open_tts()
+        self._tts = self._tts or self._open_tts()
         self._readers = [
             asyncio.create_task(self._keep("stt", self._stt, self._open_stt, self._on_stt)),
             asyncio.create_task(self._keep("llm", self._llm, self._open_llm, self._on_llm)),
@@ -297,7 +358,9 @@ class Session:
         ]
 
     def _open_stt(self) -> DuplexStream[stt_pb2.TranscribeRequest, stt_pb2.TranscribeResponse]:
-        config = stt_pb2.TranscribeConfig(session_id=self.id, sample_rate=self._input_rate)
+        config = stt_pb2.TranscribeConfig(
+            session_id=self.id, sample_rate=self._input_rate, language=self._language
+        )
         self._stt = DuplexStream(
             self._upstreams.stt.Transcribe, stt_pb2.TranscribeRequest(config=config)
         )
@@ -313,7 +376,9 @@ class Session:
         return self._llm
 
     def _open_tts(self) -> DuplexStream[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse]:
-        config = tts_pb2.SynthesizeConfig(session_id=self.id, sample_rate=self._output_rate)
+        config = tts_pb2.SynthesizeConfig(
+            session_id=self.id, sample_rate=self._output_rate, voice=self._voice
+        )
         self._tts = DuplexStream(
             self._upstreams.tts.Synthesize, tts_pb2.SynthesizeRequest(config=config)
         )

@@ -6,7 +6,7 @@ import enum
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -92,6 +92,30 @@ class Decoder(Protocol):
     """
 
     def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding: ...
+
+
+@runtime_checkable
+class LanguageDecoder(Protocol):
+    """A decoder that can be told the language of the speech (a per-stream choice).
+
+    ``languages`` are the primary language subtags it can decode ("en"); ``language`` in
+    ``decode`` is one of them, or empty for the decoder's own default. A decoder without
+    ``languages`` does not look at the language (a fake, the instant decoder) and any is
+    accepted for it.
+    """
+
+    name: str  # for messages: "whisper tiny.en"
+    languages: frozenset[str]
+    english_only: bool
+
+    def decode(
+        self, samples: np.ndarray, cancel: threading.Event | None = None, language: str = ""
+    ) -> Decoding: ...
+
+
+def primary_language(tag: str) -> str:
+    """The language of a BCP-47 tag, lower case: "en-US" -> "en", "pt_BR" -> "pt"."""
+    return tag.strip().replace("_", "-").split("-")[0].lower()
 
 
 class VoiceActivityDetector(Protocol):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.stt.engine import DecodeCancelledError, Decoder, Decoding
+from services.stt.engine import DecodeCancelledError, Decoder, Decoding, LanguageDecoder
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class _Job:
     cancel: threading.Event = field(compare=False)
     future: asyncio.Future[Decoding] = field(compare=False)
     loop: asyncio.AbstractEventLoop = field(compare=False)
+    # The stream's language ("" for the decoder's default); only a LanguageDecoder is told.
+    language: str = field(default="", compare=False)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class DecodePool:
         if workers < 1:
             raise ValueError("a decode pool needs at least one worker")
         self._decoder = decoder
+        self._language_decoder = decoder if isinstance(decoder, LanguageDecoder) else None
         self._workers = workers
         self._reserve = min(reserve, workers - 1)
         self._queue: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
@@ -81,21 +84,21 @@ class DecodePool:
         return self._workers
 
     def submit(
-        self, samples: np.ndarray, cancel: threading.Event | None = None
+        self, samples: np.ndarray, cancel: threading.Event | None = None, language: str = ""
     ) -> asyncio.Future[Decoding]:
         """Queue an urgent decode; it starts as soon as a worker is free."""
-        future = self._enqueue(URGENT, samples, cancel or threading.Event())
+        future = self._enqueue(URGENT, samples, cancel or threading.Event(), language)
         assert future is not None
         return future
 
     def try_partial(
-        self, samples: np.ndarray, cancel: threading.Event
+        self, samples: np.ndarray, cancel: threading.Event, language: str = ""
     ) -> asyncio.Future[Decoding] | None:
         """Start a partial decode only if a worker is free beyond the reserve; else None."""
-        return self._enqueue(PARTIAL, samples, cancel)
+        return self._enqueue(PARTIAL, samples, cancel, language)
 
     def _enqueue(
-        self, priority: int, samples: np.ndarray, cancel: threading.Event
+        self, priority: int, samples: np.ndarray, cancel: threading.Event, language: str
     ) -> asyncio.Future[Decoding] | None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Decoding] = loop.create_future()
@@ -109,7 +112,7 @@ class DecodePool:
                     return None
             self._queued += 1
         sequence = next(self._sequence)
-        job = _Job(priority, sequence, samples, cancel, future, loop)
+        job = _Job(priority, sequence, samples, cancel, future, loop, language)
         self._queue.put((priority, sequence, job))
         return future
 
@@ -135,7 +138,10 @@ class DecodePool:
         try:
             if job.cancel.is_set():
                 raise DecodeCancelledError
-            outcome = self._decoder.decode(job.samples, job.cancel)
+            if job.language and self._language_decoder is not None:
+                outcome = self._language_decoder.decode(job.samples, job.cancel, job.language)
+            else:
+                outcome = self._decoder.decode(job.samples, job.cancel)
         except DecodeCancelledError as error:
             outcome = error
         except Exception as error:  # handed to the stream, which logs it

@@ -13,12 +13,14 @@ from services.stt.engine import (
     AudioInput,
     Decoder,
     FlushInput,
+    LanguageDecoder,
     ResetInput,
     SpeechEvent,
     SpeechEventKind,
     StreamInput,
     TranscriptEvent,
     VoiceActivityDetector,
+    primary_language,
 )
 from services.stt.pool import DecodePool
 from services.stt.streaming import StreamConfig, TranscriptionStream
@@ -37,6 +39,29 @@ _KIND_TO_PROTO = {
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 # A longer audio chunk is refused: audio must stream as it is captured.
 MAX_CHUNK_S = 1.0
+
+
+def stream_language(requested: str, decoder: object) -> str:
+    """The language a stream's decodes are asked for, from its config's ``language``.
+
+    Empty when none was asked for, or when the decoder does not look at the language. Raises
+    ``ValueError`` with a message for the client when the model cannot transcribe it.
+    """
+    if not requested.strip() or not isinstance(decoder, LanguageDecoder):
+        return ""
+    language = primary_language(requested)
+    if language in decoder.languages:
+        return language
+    if decoder.english_only:
+        raise ValueError(
+            f"language {requested!r} is not supported: stt runs {decoder.name}, which "
+            "transcribes English only (language 'en', or none)"
+        )
+    examples = [code for code in ("en", "de", "fr", "es", "ja", "zh") if code in decoder.languages]
+    raise ValueError(
+        f"language {requested!r} is not one that stt's model ({decoder.name}) transcribes; "
+        f"use a Whisper language code such as {', '.join(examples)}"
+    )
 
 
 def to_proto(event: TranscriptEvent) -> stt_pb2.TranscribeResponse:
@@ -73,6 +98,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         max_streams: int = 32,
     ) -> None:
         self._vad_factory = vad_factory
+        self._decoder = decoder
         self._config = config
         # One model shared by every stream, decoded on a bounded pool of workers.
         self.pool = DecodePool(decoder, decode_workers)
@@ -99,16 +125,28 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
             )
+        try:
+            language = stream_language(first.config.language, self._decoder)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         if self.active_streams >= self.max_streams:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"stt is serving its maximum of {self.max_streams} streams (STT_MAX_STREAMS)",
             )
+        # The config is accepted: a caller waiting for the headers knows before any audio.
+        await context.send_initial_metadata(())
         session_id = first.config.session_id
-        stream = TranscriptionStream(self.pool, self._vad_factory, self._config, self._vad_executor)
+        stream = TranscriptionStream(
+            self.pool, self._vad_factory, self._config, self._vad_executor, language
+        )
         self.active_streams += 1
         log.info(
-            "stream opened (session %s, %d Hz, %d active)", session_id, rate, self.active_streams
+            "stream opened (session %s, %d Hz, language %s, %d active)",
+            session_id,
+            rate,
+            language or "default",
+            self.active_streams,
         )
         errors: list[str] = []
         tracer = UtteranceTracer(session_id, self.model_name)

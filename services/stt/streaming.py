@@ -77,8 +77,11 @@ class TranscriptionStream:
         vad_factory: Callable[[], VoiceActivityDetector],
         config: StreamConfig,
         vad_executor: Executor,
+        language: str = "",
     ) -> None:
         self._pool = pool
+        # The language every decode of this stream is asked for ("": the decoder's default).
+        self._language = language
         self._vad = vad_factory()
         self._config = config
         self._vad_executor = vad_executor
@@ -209,7 +212,7 @@ class TranscriptionStream:
 
     def _urgent_decode(self, utterance: Utterance) -> DecodeJob:
         start, end = utterance.committed_at, utterance.end
-        future = self._pool.submit(utterance.audio(start, end))
+        future = self._pool.submit(utterance.audio(start, end), language=self._language)
         return DecodeJob(start, end, utterance.committed_text, future)
 
     def _after_speech_window(self) -> None:
@@ -226,7 +229,7 @@ class TranscriptionStream:
             return
         start, end = utterance.committed_at, utterance.end
         cancel = threading.Event()
-        future = self._pool.try_partial(utterance.audio(start, end), cancel)
+        future = self._pool.try_partial(utterance.audio(start, end), cancel, self._language)
         if future is None:
             return  # the pool has no worker to spare: try again at the next window
         job = DecodeJob(start, end, utterance.committed_text, future, cancel)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
 from services.stt.engine import DecodeCancelledError, Decoding, Segment
 from voice.models import whisper_model_path
@@ -69,32 +69,49 @@ class WhisperDecoder:
             local_files_only=True,
         )
         self.device = choice
+        self.name = f"whisper {settings.model}"
         self._language = settings.language or None
         self._window_s = settings.encoder_window_s
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            self._model.model.is_multilingual,
-            task="transcribe",
-            language=self._language or "en",
-        )
+        # What a stream may ask for in its config: an English-only model (tiny.en) knows one.
+        self.english_only = not self._model.model.is_multilingual
+        self.languages = frozenset({"en"} if self.english_only else _LANGUAGE_CODES)
+        self._tokenizers: dict[str, Tokenizer] = {}
+        self._tokenizer = self._tokenizer_for(self._language or "en")
         self.description = (
             f"whisper {settings.model} on {choice.device} ({choice.compute_type}), "
             f"encoder window {self._window_s:g}s"
         )
         log.info("loaded %s in %.2fs", self.description, time.perf_counter() - started)
 
-    def decode(self, samples: np.ndarray, cancel: threading.Event | None = None) -> Decoding:
+    def _tokenizer_for(self, language: str) -> Tokenizer:
+        tokenizer = self._tokenizers.get(language)
+        if tokenizer is None:  # two threads may both make one: the same, and cheap
+            tokenizer = Tokenizer(
+                self._model.hf_tokenizer,
+                self._model.model.is_multilingual,
+                task="transcribe",
+                language=language,
+            )
+            self._tokenizers[language] = tokenizer
+        return tokenizer
+
+    def decode(
+        self, samples: np.ndarray, cancel: threading.Event | None = None, language: str = ""
+    ) -> Decoding:
+        """``language``: one of ``languages`` for this decode ("": STT_LANGUAGE's)."""
         duration_s = len(samples) / SAMPLE_RATE
         if duration_s < MIN_AUDIO_S:
             return Decoding("")
         if self._window_s >= FULL_WINDOW_S or duration_s + TRAILING_SILENCE_S > self._window_s:
-            return self._decode_full(samples, cancel)
-        return self._decode_compact(samples, duration_s, cancel)
+            return self._decode_full(samples, cancel, language or self._language)
+        return self._decode_compact(samples, duration_s, cancel, language)
 
-    def _decode_full(self, samples: np.ndarray, cancel: threading.Event | None) -> Decoding:
+    def _decode_full(
+        self, samples: np.ndarray, cancel: threading.Event | None, language: str | None
+    ) -> Decoding:
         segments, _info = self._model.transcribe(
             samples,
-            language=self._language,
+            language=language,
             beam_size=1,
             best_of=1,
             temperature=0.0,
@@ -114,7 +131,7 @@ class WhisperDecoder:
         return Decoding(" ".join(s.text for s in kept), tuple(kept))
 
     def _decode_compact(
-        self, samples: np.ndarray, duration_s: float, cancel: threading.Event | None
+        self, samples: np.ndarray, duration_s: float, cancel: threading.Event | None, language: str
     ) -> Decoding:
         window_samples = int(self._window_s * SAMPLE_RATE)
         padded = np.zeros(window_samples, dtype=np.float32)
@@ -127,7 +144,7 @@ class WhisperDecoder:
         # The encoder is most of the cost; a cancelled partial stops between it and the decoder.
         encoded = self._model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
         _check(cancel)
-        tokenizer = self._tokenizer
+        tokenizer = self._tokenizer_for(language) if language else self._tokenizer
         result = self._model.model.generate(
             encoded,
             [list(tokenizer.sot_sequence)],
@@ -142,11 +159,11 @@ class WhisperDecoder:
         # back."), speech in the test corpus at most 0.2.
         if result.no_speech_prob > NO_SPEECH_PROBABILITY:
             return Decoding("")
-        return self._speech_segments(result.sequences_ids[0], duration_s)
+        return self._speech_segments(tokenizer, result.sequences_ids[0], duration_s)
 
-    def _speech_segments(self, tokens: list[int], duration_s: float) -> Decoding:
+    @staticmethod
+    def _speech_segments(tokenizer: Tokenizer, tokens: list[int], duration_s: float) -> Decoding:
         """The timestamped segments that start inside the speech."""
-        tokenizer = self._tokenizer
         segments: list[Segment] = []
         current: list[int] = []
         segment_start: float | None = None

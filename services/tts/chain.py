@@ -1,7 +1,8 @@
 """Engines tried in a configured order, and the rule that gives each turn one voice.
 
 A turn is spoken by one engine. The engine is chosen before the turn's first audio byte: the
-first available engine in ``TTS_ENGINES`` that produces audio for the turn's first chunk (a
+first available engine in ``TTS_ENGINES`` that serves the session's voice (every engine serves
+the default, "") and produces audio for the turn's first chunk (a
 failure before that byte costs nothing audible, so the next engine is tried). From then on
 the turn keeps that engine, so a listener never hears two voices inside a sentence.
 
@@ -28,7 +29,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from services.tts.cache import AudioCache, CacheKey
-from services.tts.engine import SpeechEngine
+from services.tts.engine import SpeechEngine, serves, voices
 from voice.audio import Resampler
 from voice.errors import EngineError
 
@@ -47,6 +48,14 @@ class EngineChain:
             raise ValueError("at least one engine is needed")
         self.engines = list(engines)
         self.cache = cache
+
+    def voice_problem(self, voice: str) -> str | None:
+        """Why no engine here can speak in ``voice``, or None when one can."""
+        if any(serves(engine, voice) for engine in self.engines):
+            return None
+        names = ",".join(engine.name for engine in self.engines)
+        offered = "; ".join(f"{engine.name} speaks {voices(engine)}" for engine in self.engines)
+        return f"voice {voice!r} is not one this tts can speak (TTS_ENGINES={names}): {offered}"
 
     def turn(self, voice: str, sample_rate: int) -> TurnVoice:
         return TurnVoice(self, voice, sample_rate)
@@ -118,7 +127,12 @@ class TurnVoice:
         raise EngineError("; ".join(self.failures[-len(engines) :]))
 
     def _candidates(self) -> list[SpeechEngine]:
-        return [engine for engine in self._chain.engines if engine.available()]
+        """The engines that could speak the turn now: available, and serving its voice."""
+        return [
+            engine
+            for engine in self._chain.engines
+            if engine.available() and serves(engine, self.voice)
+        ]
 
     def _key(self, engine: SpeechEngine, text: str) -> CacheKey:
         return CacheKey(engine.name, self.voice, self.sample_rate, text)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -53,6 +54,11 @@ from voice.errors import EngineError
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "en-US-AriaNeural"
+# What an Edge voice name looks like (the service itself knows which exist: an unknown name of
+# this shape fails at the first chunk, as any other Edge failure does).
+VOICE_NAME = re.compile(
+    r"[a-z]{2,}-[A-Z]{2,}-\S+Neural|Microsoft Server Speech Text to Speech Voice \(.+,.+\)"
+)
 OUTPUT_FORMAT = "audio-24khz-48kbitrate-mono-mp3"
 SAMPLE_RATE = 24000
 SPARE_MAX_AGE_S = 15.0
@@ -169,6 +175,7 @@ async def _close(ws: WebSocket) -> None:
 class EdgeEngine:
     name = "edge"
     sample_rate = SAMPLE_RATE
+    voices = "Edge voice names such as en-GB-SoniaNeural"
 
     def __init__(
         self,
@@ -191,6 +198,10 @@ class EdgeEngine:
 
     def available(self) -> bool:
         return self._clock() >= self._down_until
+
+    @staticmethod
+    def serves_voice(voice: str) -> bool:
+        return not voice or VOICE_NAME.fullmatch(voice) is not None
 
     def prepare(self) -> None:
         """Open the next connection now, in the background, unless one is open or opening."""

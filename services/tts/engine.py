@@ -13,6 +13,9 @@ fallback chain and the test fakes share one shape:
   connection opens it now, so the handshake is done by the time the text is. It never raises.
 - ``available()`` is False while an engine knows it cannot work (a remote service that just
   failed), so the chain skips it without paying for another failure.
+- ``voice`` is the session's voice name ("" for the engine's own). An engine that has voices
+  says which it speaks with ``serves_voice(voice)`` and describes them in ``voices`` (see
+  :func:`serves`); the chain gives a turn only to engines that serve its voice.
 """
 
 from __future__ import annotations
@@ -32,3 +35,17 @@ class SpeechEngine(Protocol):
     def available(self) -> bool: ...
 
     async def aclose(self) -> None: ...
+
+
+def serves(engine: SpeechEngine, voice: str) -> bool:
+    """Whether ``engine`` can speak in ``voice``. Every engine serves "" (its own voice); an
+    engine without ``serves_voice`` (the instant tone) takes any name, having no voices."""
+    if not voice:
+        return True
+    check = getattr(engine, "serves_voice", None)
+    return True if check is None else bool(check(voice))
+
+
+def voices(engine: SpeechEngine) -> str:
+    """What voices an engine speaks, for error messages."""
+    return str(getattr(engine, "voices", "any voice name (it has no voices)"))

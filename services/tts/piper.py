@@ -26,6 +26,8 @@ from voice.models import piper_voice_files
 log = logging.getLogger(__name__)
 
 _DONE = object()
+# The names of the one voice the embedded model speaks.
+VOICE_NAMES = frozenset({"joe", "en_us-joe-medium"})
 
 
 class _CancellableSession:
@@ -45,6 +47,7 @@ class _CancellableSession:
 
 class PiperEngine:
     name = "piper"
+    voices = "one voice, joe"
 
     def __init__(self, threads: int = 0, *, workers: int = 2, executor: Executor | None = None):
         files = piper_voice_files()
@@ -79,6 +82,10 @@ class PiperEngine:
 
     def available(self) -> bool:
         return True
+
+    @staticmethod
+    def serves_voice(voice: str) -> bool:
+        return not voice or voice.strip().lower() in VOICE_NAMES
 
     async def stream(self, text: str, voice: str = "") -> AsyncGenerator[bytes, None]:
         """One piece per sentence, each as soon as it is made; closing stops the work at once."""

@@ -95,6 +95,11 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
             )
+        problem = self._chain.voice_problem(config.voice)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        # The config is accepted: a caller waiting for the headers knows before any text.
+        await context.send_initial_metadata(())
         outbox: Outbox = asyncio.Queue()
         errors: list[str] = []
         cancelled: set[str] = set()
@@ -104,7 +109,12 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
             )
         )
         self.active_streams += 1
-        log.info("stream opened (session %s, %d Hz)", config.session_id, rate)
+        log.info(
+            "stream opened (session %s, %d Hz, voice %s)",
+            config.session_id,
+            rate,
+            config.voice or "default",
+        )
         try:
             while (response := await outbox.get()) is not None:
                 if response.HasField("audio") and response.audio.turn_id in cancelled:

@@ -53,6 +53,9 @@ class Context:
     async def abort(self, code: Any, details: str) -> None:
         raise AssertionError(f"aborted: {code} {details}")
 
+    async def send_initial_metadata(self, metadata: Any) -> None:
+        pass
+
 
 async def test_audio_queued_before_a_cancel_is_never_sent() -> None:
     engine = BurstEngine()

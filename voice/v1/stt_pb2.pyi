@@ -59,7 +59,11 @@ class TranscribeConfig(_message.Message):
     sample_rate: _builtins.int
     """Sample rate of the audio that follows; the service resamples to what the model needs."""
     language: _builtins.str
-    """BCP-47 language hint ("en"); empty lets the model decide where it can."""
+    """BCP-47 language of the speech ("en", "en-US"; only the primary subtag counts); empty for
+    the service's default (STT_LANGUAGE). Every decode of the stream uses it; a language the
+    model cannot transcribe (anything but English for tiny.en) is refused with
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,

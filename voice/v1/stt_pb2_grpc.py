@@ -50,8 +50,10 @@ class SpeechToTextServiceServicer:
         """One stream per client session: a config first, then audio and control messages.
         Partial and final transcripts and speech events come back as they happen.
         RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
-        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
-        of an odd length, or an audio chunk longer than 1 s.
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, a
+        language the model cannot transcribe, PCM of an odd length, or an audio chunk longer than 1 s.
+        Once the config is accepted the service sends its response headers (initial metadata) at
+        once, before any response: a caller can wait for them to know the stream was accepted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

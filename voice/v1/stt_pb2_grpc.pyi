@@ -37,8 +37,10 @@ class SpeechToTextServiceStub:
     """One stream per client session: a config first, then audio and control messages.
     Partial and final transcripts and speech events come back as they happen.
     RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
-    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
-    of an odd length, or an audio chunk longer than 1 s.
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, a
+    language the model cannot transcribe, PCM of an odd length, or an audio chunk longer than 1 s.
+    Once the config is accepted the service sends its response headers (initial metadata) at
+    once, before any response: a caller can wait for them to know the stream was accepted.
     """
 
 @_typing.type_check_only
@@ -50,8 +52,10 @@ class SpeechToTextServiceAsyncStub(SpeechToTextServiceStub):
     """One stream per client session: a config first, then audio and control messages.
     Partial and final transcripts and speech events come back as they happen.
     RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
-    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
-    of an odd length, or an audio chunk longer than 1 s.
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, a
+    language the model cannot transcribe, PCM of an odd length, or an audio chunk longer than 1 s.
+    Once the config is accepted the service sends its response headers (initial metadata) at
+    once, before any response: a caller can wait for them to know the stream was accepted.
     """
 
 class SpeechToTextServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -66,8 +70,10 @@ class SpeechToTextServiceServicer(metaclass=_abc_1.ABCMeta):
         """One stream per client session: a config first, then audio and control messages.
         Partial and final transcripts and speech events come back as they happen.
         RESOURCE_EXHAUSTED: the service already serves its maximum of streams (STT_MAX_STREAMS).
-        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, PCM
-        of an odd length, or an audio chunk longer than 1 s.
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, a
+        language the model cannot transcribe, PCM of an odd length, or an audio chunk longer than 1 s.
+        Once the config is accepted the service sends its response headers (initial metadata) at
+        once, before any response: a caller can wait for them to know the stream was accepted.
         """
 
 def add_SpeechToTextServiceServicer_to_server(servicer: SpeechToTextServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

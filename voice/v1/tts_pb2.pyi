@@ -62,8 +62,9 @@ class SynthesizeConfig(_message.Message):
     sample_rate: _builtins.int
     """Sample rate the client wants the audio in (8000 to 48000); 0 for the engine's own rate."""
     voice: _builtins.str
-    """Engine-specific voice name (an Edge voice such as "en-GB-SoniaNeural"); empty for the
-    default. Engines with one voice (the embedded Piper voice) ignore it.
+    """Voice name: an Edge voice such as "en-GB-SoniaNeural", or "joe" (the embedded Piper voice,
+    its only one); empty for each engine's default. Turns are spoken only by the configured
+    engines that serve it; a voice none of them serves is refused with INVALID_ARGUMENT.
     """
     def __init__(
         self,

@@ -49,6 +49,9 @@ class TextToSpeechServiceServicer:
     def Synthesize(self, request_iterator, context):
         """One stream per client session: a config first, then text, flush and cancel per turn.
         Audio for each turn comes back framed between a start and an end message.
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, or a
+        voice no configured engine serves. Once the config is accepted the service sends its
+        response headers (initial metadata) at once: a caller can wait for them before any text.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,6 +36,9 @@ class TextToSpeechServiceStub:
     Synthesize: _grpc.StreamStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]
     """One stream per client session: a config first, then text, flush and cancel per turn.
     Audio for each turn comes back framed between a start and an end message.
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, or a
+    voice no configured engine serves. Once the config is accepted the service sends its
+    response headers (initial metadata) at once: a caller can wait for them before any text.
     """
 
 @_typing.type_check_only
@@ -46,6 +49,9 @@ class TextToSpeechServiceAsyncStub(TextToSpeechServiceStub):
     Synthesize: _aio.StreamStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]  # type: ignore[assignment]
     """One stream per client session: a config first, then text, flush and cancel per turn.
     Audio for each turn comes back framed between a start and an end message.
+    INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, or a
+    voice no configured engine serves. Once the config is accepted the service sends its
+    response headers (initial metadata) at once: a caller can wait for them before any text.
     """
 
 class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +65,9 @@ class TextToSpeechServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_tts_pb2.SynthesizeResponse], _abc.AsyncIterator[_tts_pb2.SynthesizeResponse]]:
         """One stream per client session: a config first, then text, flush and cancel per turn.
         Audio for each turn comes back framed between a start and an end message.
+        INVALID_ARGUMENT: the first message is not a config, a sample rate outside 8-48 kHz, or a
+        voice no configured engine serves. Once the config is accepted the service sends its
+        response headers (initial metadata) at once: a caller can wait for them before any text.
         """
 
 def add_TextToSpeechServiceServicer_to_server(servicer: TextToSpeechServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
