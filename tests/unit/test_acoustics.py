@@ -21,7 +21,7 @@ def pcm(*parts: tuple[float, float], rate: int = RATE, seed: int = 1) -> bytes:
         amplitude = 10 ** (dbfs / 20) * np.sqrt(2)
         chunks.append(rng.uniform(-1, 1, int(seconds * rate)) * amplitude / np.sqrt(2 / 3))
     samples = np.clip(np.concatenate(chunks), -1, 1)
-    return (samples * 32767).astype("<i2").tobytes()
+    return bytes((samples * 32767).astype("<i2").tobytes())
 
 
 def test_a_loud_stretch_between_quiet_ones_is_found_to_the_frame() -> None:
