@@ -86,7 +86,7 @@ bench-baseline: install ## Run the benchmark and save it as the baseline to comp
 	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) --save-baseline
 
 waterfall: $(INSTALLED) ## Print a turn's waterfall from Jaeger (TRACE=id JAEGER=http://localhost:16686)
-	@$(PY) -m voice.waterfall $(TRACE) --jaeger $(or $(JAEGER),http://localhost:16686)
+	@$(PY) -m tools.waterfall $(TRACE) --jaeger $(or $(JAEGER),http://localhost:16686)
 
 load: install ## Load test with Locust: N sessions of real speech (USERS=1,2,4,8 STEP_S=60)
 	@$(PY) -m loadtest.run load --corpus $(CORPUS) --users $(or $(USERS),1,2,4,8) --step-s $(or $(STEP_S),60)

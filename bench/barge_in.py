@@ -35,7 +35,7 @@ import numpy as np
 
 from bench.corpus import BenchClip, load_corpus
 from launcher.cluster import Cluster, ClusterConfig, ClusterStartError
-from voice.live import LiveSession
+from tools.live import LiveSession
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERRUPTION = "006_"  # "The birch canoe slid on the smooth planks."

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from voice.acoustics import speech_bounds
-from voice.client import ClipAudio
+from tools.acoustics import speech_bounds
+from tools.client import ClipAudio
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class BenchClip:
     kind: str
     reference: str
     audio: ClipAudio
-    # The clip's acoustic end of speech (voice/acoustics.py), seconds from its start; None when
+    # The clip's acoustic end of speech (tools/acoustics.py), seconds from its start; None when
     # the clip holds no speech. Computed once per clip and kept with every result.
     speech_end_s: float | None
     # The definition used before: the end of Silero VAD's last speech window (the pipeline's own

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bench.runner import TurnRecord
-from voice.wer import word_errors
+from tools.wer import word_errors
 
 GOAL_P90_MS = 800.0
 # The moments of a streaming turn, in the order the stacked bars show them.

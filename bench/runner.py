@@ -10,8 +10,8 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.corpus import BenchClip
-from voice.client import talk
-from voice.wer import normalize_transcript
+from tools.client import talk
+from tools.wer import normalize_transcript
 
 SPEECH_ANSWER_TIMEOUT_S = 20.0
 NON_SPEECH_WAIT_S = 3.0

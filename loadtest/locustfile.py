@@ -19,7 +19,7 @@ import websocket
 from locust import User, between, events, task
 
 from bench.corpus import BenchClip, load_corpus
-from voice.acoustics import PlaybackClock
+from tools.acoustics import PlaybackClock
 from voice.settings import Env
 
 FRAME_MS = 20
@@ -120,7 +120,7 @@ class VoiceUser(User):
 
 class _AnswerTurn:
     """Finds the answer to this clip: the turn whose final transcript came after the speech,
-    and the moment its audio, played as it arrives, is first audible (voice/acoustics.py)."""
+    and the moment its audio, played as it arrives, is first audible (tools/acoustics.py)."""
 
     def __init__(self, speech_end_at: float) -> None:
         self.speech_end_at = speech_end_at

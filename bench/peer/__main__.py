@@ -1,7 +1,7 @@
 """``make bench-peer``: this project beside a stock Pipecat 1.14 pipeline, in one run.
 
 Both are played the same clips in real time by the same client (``bench.runner.run_mode``, so
-``voice.client.talk``) and measured the same way (``bench.report.summarize``): first the
+``tools.client.talk``) and measured the same way (``bench.report.summarize``): first the
 project's streaming mode on a fresh cluster, then the peer (``bench/peer/server.py``, with the
 same Whisper, Silero, Qwen2.5 GGUF and Piper voice files) in its own ``.venv-peer/``, created on
 first use. It prints both and the ratio of their p50 and p90, and writes JSON and a PNG.

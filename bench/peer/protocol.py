@@ -1,6 +1,6 @@
 """The gateway's WebSocket protocol spoken by a stock Pipecat pipeline (runs in .venv-peer).
 
-Only the subset that ``voice.client.talk`` uses (docs/protocol.md): the client sends a JSON
+Only the subset that ``tools.client.talk`` uses (docs/protocol.md): the client sends a JSON
 ``start`` and binary PCM16 mono frames; the server sends ``ready``, ``transcript`` (final),
 ``agent_text``, ``audio_start``, binary PCM16 at the output rate and ``turn_complete``.
 

@@ -15,7 +15,7 @@ Pipecat pipeline per connection, as Pipecat's FastAPI examples do, made of
     -> assistant aggregator
 
 with three :class:`~bench.peer.protocol.ProtocolTap` processors that only report what passes
-(the gateway's events, for ``voice.client.talk``). Pipecat's defaults everywhere else: VAD,
+(the gateway's events, for ``tools.client.talk``). Pipecat's defaults everywhere else: VAD,
 turn analyzer, sentence aggregation before TTS, interruptions. Nothing is fetched from a
 model hub (HF_HUB_OFFLINE=1; every model is a local path).
 """

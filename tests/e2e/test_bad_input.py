@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import Clip, clip_named
 from tests.e2e.conftest import RunningCluster
-from voice.client import ClipAudio, talk
+from tools.client import ClipAudio, talk
+from tools.wer import normalize_transcript
 from voice.opus import OpusEncoder
-from voice.wer import normalize_transcript
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import Clip, clip_named
 from tests.e2e.conftest import RunningCluster
-from voice.client import ClipAudio
-from voice.live import LiveSession
+from tools.client import ClipAudio
+from tools.live import LiveSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -12,11 +12,11 @@ import pytest
 from services.tts.piper import PiperEngine
 from tests.conftest import Clip, clip_named
 from tests.e2e.conftest import RunningCluster
+from tools.client import ClipAudio, TurnResult, talk
+from tools.wer import normalize_transcript as normalized
+from tools.wer import word_error_rate
 from voice.audio import Resampler, rms_dbfs
-from voice.client import ClipAudio, TurnResult, talk
 from voice.v1 import tts_pb2, tts_pb2_grpc
-from voice.wer import normalize_transcript as normalized
-from voice.wer import word_error_rate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

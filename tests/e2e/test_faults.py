@@ -15,8 +15,8 @@ import pytest_asyncio
 
 from launcher.cluster import Cluster, ClusterConfig
 from tests.conftest import Clip, clip_named
-from voice.client import ClipAudio
-from voice.live import LiveSession
+from tools.client import ClipAudio
+from tools.live import LiveSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

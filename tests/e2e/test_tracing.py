@@ -16,7 +16,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from launcher.cluster import Cluster, ClusterConfig
 from tests.conftest import Clip, clip_named
-from voice.client import ClipAudio, talk
+from tools.client import ClipAudio, talk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

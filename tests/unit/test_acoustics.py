@@ -1,4 +1,4 @@
-"""The one definition of end of speech and of first audible audio (voice/acoustics.py)."""
+"""The one definition of end of speech and of first audible audio (tools/acoustics.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import Clip, clip_named
-from voice.acoustics import PlaybackClock, speech_bounds, speech_end_s
-from voice.client import ClipAudio
+from tools.acoustics import PlaybackClock, speech_bounds, speech_end_s
+from tools.client import ClipAudio
 
 pytestmark = pytest.mark.unit
 RATE = 16000

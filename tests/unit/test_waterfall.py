@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from voice.waterfall import fetch_trace, parse_jaeger_trace, render
+from tools.waterfall import fetch_trace, parse_jaeger_trace, render
 
 pytestmark = pytest.mark.unit
 

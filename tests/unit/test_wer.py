@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voice.wer import normalize_transcript, number_words, word_error_rate, word_errors
+from tools.wer import normalize_transcript, number_words, word_error_rate, word_errors
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 """A client that stays connected across turns and records when everything arrived.
 
-``voice.client.talk`` plays one clip and collects one answer; ``LiveSession`` is for what happens
+``tools.client.talk`` plays one clip and collects one answer; ``LiveSession`` is for what happens
 across turns: talking over the agent (barge-in), several turns on one socket, a stage failing
 in between. Every event and audio frame is kept with its arrival time (``time.perf_counter``),
 so tests can check the order of things and benchmarks can measure the gaps.
@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from voice.client import ClipAudio
+from tools.client import ClipAudio
 
 FRAME_S = 0.02
 

@@ -1,6 +1,6 @@
 """A WebSocket client for the gateway: stream a WAV file as a user would, collect the answer.
 
-``python -m voice.client --url ws://127.0.0.1:8000 --token TOKEN question.wav --out reply.wav``
+``python -m tools.client --url ws://127.0.0.1:8000 --token TOKEN question.wav --out reply.wav``
 streams the file in real time (paced frames), then silence until the agent has answered, prints
 the transcript, the agent's text and the turn's latency waterfall, and saves the agent's audio.
 The end-to-end tests and the benchmark use the same code.
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from voice.acoustics import PlaybackClock, SpeechBounds, speech_bounds
+from tools.acoustics import PlaybackClock, SpeechBounds, speech_bounds
 from voice.audio import Resampler
 from voice.opus import OpusDecoder, OpusEncoder
 
@@ -42,7 +42,7 @@ class ClipAudio:
             return ClipAudio(wav.readframes(wav.getnframes()), wav.getframerate())
 
     def bounds(self) -> SpeechBounds | None:
-        """Where the speech in the clip starts and ends (voice/acoustics.py); None if silent."""
+        """Where the speech in the clip starts and ends (tools/acoustics.py); None if silent."""
         if self._bounds is None:
             self._bounds = (speech_bounds(self.pcm, self.sample_rate),)
         return self._bounds[0]
@@ -53,7 +53,7 @@ class ClipAudio:
         return 0.0 if bounds is None else bounds.end_s
 
     def first_voiced_s(self) -> float:
-        """Where the speech starts: the first run of voiced 10 ms frames (voice/acoustics.py)."""
+        """Where the speech starts: the first run of voiced 10 ms frames (tools/acoustics.py)."""
         bounds = self.bounds()
         return 0.0 if bounds is None else bounds.start_s
 
@@ -180,7 +180,7 @@ async def talk(
 
     Frames go out as a microphone hands them over: frame k of 20 ms at (k + 1) x 20 ms after
     the start. ``speech_end_s`` is where the speech in the clip ends (default: its acoustic end,
-    voice/acoustics.py). ``start`` may ask for ``"codec": "opus"``: the clip is then sent as Opus
+    tools/acoustics.py). ``start`` may ask for ``"codec": "opus"``: the clip is then sent as Opus
     packets, and the agent's Opus audio is decoded back to PCM16 in the result.
     """
     result = TurnResult()

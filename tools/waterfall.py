@@ -1,6 +1,6 @@
 """Print a turn's latency waterfall from Jaeger, for people who live in the terminal.
 
-``python -m voice.waterfall TRACE_ID [--jaeger http://localhost:16686]`` reads the trace from
+``python -m tools.waterfall TRACE_ID [--jaeger http://localhost:16686]`` reads the trace from
 Jaeger's HTTP query API (``/api/traces/{id}``) and draws each span as a bar on one time axis,
 followed by the turn's events (audio_received, stt_complete, llm_first_token, ...). The trace
 id is in every ``voice.turn`` span, and Jaeger's search finds turns by ``voice.session_id``.
