@@ -33,7 +33,7 @@ from pathlib import Path
 from services.llm.engine import Turn
 from services.llm.history import History
 from services.llm.local import LocalLlama
-from voice.settings import LlmSettings
+from services.llm.settings import LlmSettings
 
 QUESTIONS = [
     "Hi there, who am I talking to?",

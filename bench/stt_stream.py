@@ -33,11 +33,11 @@ import numpy as np
 
 from services.stt.__main__ import stream_config
 from services.stt.servicer import SpeechToTextServicer
+from services.stt.settings import SttSettings
 from services.stt.streaming import StreamConfig
 from services.stt.vad import SileroVoiceActivityDetector
 from services.stt.whisper import WhisperDecoder, word_end_times
 from tools.wer import normalize_transcript, word_errors
-from voice.settings import SttSettings
 from voice.v1 import audio_pb2, stt_pb2, stt_pb2_grpc
 
 RATE = 16000

@@ -39,7 +39,7 @@ from services.tts.chunking import SpeakableChunker
 from services.tts.engine import SpeechEngine
 from services.tts.piper import PiperEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
-from voice.settings import TtsSettings
+from services.tts.settings import TtsSettings
 from voice.v1 import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent

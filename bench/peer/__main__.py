@@ -27,8 +27,9 @@ from bench.peer.process import PeerConfig, PeerStartError, ensure_venv, peer_ser
 from bench.report import summarize
 from bench.runner import TurnRecord, run_mode
 from launcher.cluster import Cluster, ClusterStartError
+from services.llm.settings import LlmSettings
+from services.stt.settings import SttSettings
 from voice.models import piper_voice_files, qwen_gguf_path, whisper_model_path
-from voice.settings import LlmSettings, SttSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROJECT = "voice agent"

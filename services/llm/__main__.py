@@ -12,10 +12,10 @@ from services.llm.engine import LanguageModel
 from services.llm.fallback import FallbackChain
 from services.llm.instant import InstantModel
 from services.llm.servicer import LanguageModelServicer
+from services.llm.settings import LlmSettings
 from voice.errors import SettingsError
 from voice.models import ModelUnavailableError
 from voice.serving import serve
-from voice.settings import LlmSettings
 from voice.telemetry import setup_logging, setup_tracing
 from voice.v1 import llm_pb2, llm_pb2_grpc
 

@@ -33,13 +33,13 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from services.llm.engine import Message, Turn
+from services.llm.settings import LlmSettings
 from voice.errors import (
     EngineError,
     ResourceExhaustedError,
     UpstreamUnavailableError,
     VoiceError,
 )
-from voice.settings import LlmSettings
 
 log = logging.getLogger(__name__)
 

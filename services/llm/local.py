@@ -28,10 +28,10 @@ from typing import Any
 import xllamacpp
 
 from services.llm.engine import Turn
+from services.llm.settings import LlmSettings
 from services.llm.slots import SlotPool
 from voice.errors import EngineError
 from voice.models import qwen_gguf_path
-from voice.settings import LlmSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ import sys
 from services.stt.endpointing import EndpointConfig
 from services.stt.instant import InstantDecoder
 from services.stt.servicer import SpeechToTextServicer
+from services.stt.settings import SttSettings
 from services.stt.streaming import StreamConfig
 from services.stt.vad import SileroVoiceActivityDetector
 from services.stt.whisper import WhisperDecoder
 from voice.errors import SettingsError
 from voice.models import ModelUnavailableError
 from voice.serving import serve
-from voice.settings import SttSettings
 from voice.telemetry import setup_logging, setup_tracing
 from voice.v1 import stt_pb2, stt_pb2_grpc
 

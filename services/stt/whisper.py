@@ -21,8 +21,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import _LANGUAGE_CODES, Tokenizer
 
 from services.stt.engine import DecodeCancelledError, Decoding, Segment
+from services.stt.settings import SttSettings
 from voice.models import whisper_model_path
-from voice.settings import SttSettings
 
 log = logging.getLogger(__name__)
 

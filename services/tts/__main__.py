@@ -9,10 +9,10 @@ from services.tts.cache import AudioCache
 from services.tts.chain import EngineChain
 from services.tts.engine import SpeechEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
+from services.tts.settings import TtsSettings
 from voice.errors import SettingsError
 from voice.models import ModelUnavailableError
 from voice.serving import serve
-from voice.settings import TtsSettings
 from voice.telemetry import setup_logging, setup_tracing
 from voice.v1 import tts_pb2, tts_pb2_grpc
 

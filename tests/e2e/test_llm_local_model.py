@@ -16,10 +16,10 @@ from services.llm.fallback import FallbackChain
 from services.llm.history import History
 from services.llm.local import CACHE_REUSE_MIN_TOKENS, LocalLlama
 from services.llm.servicer import LanguageModelServicer
+from services.llm.settings import LlmSettings
 from tests.integration.conftest import serving
 from tests.integration.test_llm_servicer import Conversation
 from voice.models import ModelUnavailableError, qwen_gguf_path
-from voice.settings import LlmSettings
 from voice.v1 import llm_pb2_grpc
 
 pytestmark = pytest.mark.e2e

@@ -31,10 +31,10 @@ from services.tts.chain import EngineChain
 from services.tts.edge import EdgeEngine
 from services.tts.piper import PiperEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
+from services.tts.settings import TtsSettings
 from tests.integration.conftest import serving
 from tests.integration.test_tts_servicer import Stream, pcm_of, speak_turn
 from voice.errors import EngineError
-from voice.settings import TtsSettings
 from voice.v1 import tts_pb2_grpc
 
 pytestmark = pytest.mark.integration

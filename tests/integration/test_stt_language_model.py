@@ -10,9 +10,9 @@ import pytest
 
 from services.stt.engine import LanguageDecoder
 from services.stt.servicer import stream_language
+from services.stt.settings import SttSettings
 from services.stt.whisper import WhisperDecoder
 from tests.conftest import Clip, clip_named
-from voice.settings import SttSettings
 
 pytestmark = pytest.mark.model
 

@@ -19,12 +19,12 @@ import pytest
 
 from services.stt.__main__ import stream_config
 from services.stt.servicer import SpeechToTextServicer
+from services.stt.settings import SttSettings
 from services.stt.vad import SileroVoiceActivityDetector
 from services.stt.whisper import WhisperDecoder
 from tests.conftest import ROOT, Clip, clip_named
 from tests.integration.conftest import serving
 from tools.wer import normalize_transcript, word_errors
-from voice.settings import SttSettings
 from voice.v1 import audio_pb2, stt_pb2, stt_pb2_grpc
 
 pytestmark = pytest.mark.model

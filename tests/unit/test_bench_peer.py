@@ -7,7 +7,7 @@ import pytest
 from bench.peer.__main__ import peer_config, ratios
 from bench.peer.process import REQUIREMENTS
 from bench.peer.turns import TurnState
-from voice.settings import DEFAULT_SYSTEM_PROMPT
+from services.llm.settings import DEFAULT_SYSTEM_PROMPT
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import pytest
 from services.llm.__main__ import build_providers, close_providers
 from services.llm.demo import DemoModel
 from services.llm.gemini import GeminiModel
+from services.llm.settings import LlmSettings
 from voice.errors import SettingsError
-from voice.settings import LlmSettings
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.llm.settings import DEFAULT_SYSTEM_PROMPT, LlmSettings
 from voice.errors import SettingsError
-from voice.settings import LlmSettings
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +74,21 @@ def test_gemini_settings_are_read() -> None:
 def test_bad_values_are_refused_by_name(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         LlmSettings.from_env(environ)
+
+
+def test_llm_defaults() -> None:
+    settings = LlmSettings.from_env({})
+    assert settings.providers == ("local", "demo")
+    assert settings.system_prompt == DEFAULT_SYSTEM_PROMPT
+    assert (settings.max_reply_tokens, settings.context_tokens) == (96, 4096)
+    assert settings.nice == 10
+
+
+@pytest.mark.parametrize("providers", ["openai", "local,cloud", ",", " , "])
+def test_llm_providers_must_be_known_and_not_empty(providers: str) -> None:
+    with pytest.raises(SettingsError, match="LLM_PROVIDERS"):
+        LlmSettings.from_env({"LLM_PROVIDERS": providers})
+
+
+def test_llm_providers_list_is_trimmed() -> None:
+    assert LlmSettings.from_env({"LLM_PROVIDERS": " demo , ,local"}).providers == ("demo", "local")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.tts.settings import TtsSettings
 from voice.errors import SettingsError
-from voice.settings import TtsSettings
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +79,18 @@ def test_every_problem_is_reported_at_once() -> None:
         )
     text = str(raised.value)
     assert "EDGE_TTS_VOICE" in text and "EDGE_TTS_URL" in text and "TTS_CACHE_MB" in text
+
+
+def test_tts_defaults() -> None:
+    settings = TtsSettings.from_env({})
+    assert settings.engines == ("piper",)
+    assert (settings.first_chunk_min_words, settings.first_chunk_max_words) == (2, 3)
+    assert settings.threads == 1
+    assert settings.frame_ms == 20
+
+
+def test_tts_engines_and_first_chunk_words() -> None:
+    with pytest.raises(SettingsError, match="TTS_ENGINES=piper,kokoro: choose from"):
+        TtsSettings.from_env({"TTS_ENGINES": "piper,kokoro"})
+    with pytest.raises(SettingsError, match="MIN_WORDS must not exceed"):
+        TtsSettings.from_env({"TTS_FIRST_CHUNK_MIN_WORDS": "9", "TTS_FIRST_CHUNK_MAX_WORDS": "4"})
