@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import TokenVerifier
 from gateway.metrics import GatewayMetrics
-from gateway.protocol import event
-from gateway.session import Session
+from gateway.session import Session, new_session_id
+from gateway.transports.browser import BrowserTransport
 from gateway.upstream import Upstreams
 from voice.settings import GatewaySettings
 
@@ -70,7 +70,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # transport limit above it only guards memory against absurd frames.
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes * 4, heartbeat=20.0)
     await ws.prepare(request)
-    session = Session(ws, app[UPSTREAMS], settings, app[METRICS])
+    session_id = new_session_id()
+    transport = BrowserTransport(
+        ws,
+        input_rate=settings.input_sample_rate,
+        output_rate=settings.output_sample_rate,
+        max_frame_bytes=settings.max_frame_bytes,
+        idle_timeout_s=settings.idle_timeout_s,
+        count_error=lambda code: app[METRICS].errors.labels(code).inc(),
+        name=session_id,
+    )
+    session = Session(session_id, transport, app[UPSTREAMS], settings, app[METRICS])
     app[SESSIONS].add(session)
     app[METRICS].sessions.inc()
     log.info("session %s opened for %s (%d open)", session.id, identity.subject, len(app[SESSIONS]))
@@ -78,7 +88,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await session.run()
     except Exception:
         log.exception("session %s failed", session.id)
-        await session.send_text(event("error", code="internal", message="the session failed"))
+        await session.send_error("internal", "the session failed")
     finally:
         app[SESSIONS].discard(session)
         app[METRICS].sessions.dec()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 # The order the moments of a turn happen in, with the names users of the old system know.
 STAGES = (
     "audio_received",
@@ -17,24 +15,18 @@ STAGES = (
 
 
 class Timeline:
-    """Moments on the monotonic clock, relative to ``audio_received`` (the end of user speech)."""
+    """Moments on the monotonic clock, relative to ``audio_received`` (the end of user speech).
+
+    Pure: every moment is given. The first mark of a name is kept.
+    """
 
     def __init__(self, origin: float) -> None:
         self._origin = origin
-        # The wall clock at the origin, for span timestamps.
-        self._origin_ns = time.time_ns() - int((time.perf_counter() - origin) * 1e9)
         self.marks: dict[str, float] = {"audio_received": origin}
 
-    def mark(self, name: str, at: float | None = None) -> None:
+    def mark(self, name: str, at: float) -> None:
         if name not in self.marks:
-            self.marks[name] = time.perf_counter() if at is None else at
-
-    def wall_ns(self, name: str) -> int:
-        return self._origin_ns + int((self.marks[name] - self._origin) * 1e9)
-
-    @property
-    def origin_ns(self) -> int:
-        return self._origin_ns
+            self.marks[name] = at
 
     def waterfall_ms(self) -> dict[str, float]:
         """Each moment's offset from the end of speech in ms, in turn order, plus the total."""

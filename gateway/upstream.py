@@ -1,17 +1,15 @@
-"""The gateway's connections to the stage services: channels, duplex streams, health.
+"""The gateway's connections to the stage services: one channel per stage, and health.
 
 One channel per stage is shared by every session; each session opens its own session-long
-bidirectional stream on it. Keepalives notice a dead peer; reconnection is gRPC's own, with
-backoff.
+bidirectional stream on it (gateway/links.py). Keepalives notice a dead peer; the channel
+reconnects with gRPC's own backoff (capped at 1 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,9 +18,6 @@ from voice.settings import GatewaySettings
 from voice.v1 import llm_pb2_grpc, stt_pb2_grpc, tts_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-Request = TypeVar("Request")
-Response = TypeVar("Response")
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
@@ -108,34 +103,3 @@ class Upstreams:
         await asyncio.gather(
             self.stt_channel.close(), self.llm_channel.close(), self.tts_channel.close()
         )
-
-
-class DuplexStream(Generic[Request, Response]):
-    """A bidirectional stream fed from a queue: ``send`` never blocks, ``close`` half-closes."""
-
-    def __init__(
-        self,
-        open_call: Callable[[AsyncIterator[Request]], grpc.aio.StreamStreamCall],
-        first: Request,
-    ) -> None:
-        self._queue: asyncio.Queue[Request | None] = asyncio.Queue()
-        self._first = first
-        self.call = open_call(self._requests())
-
-    async def _requests(self) -> AsyncIterator[Request]:
-        yield self._first
-        while (request := await self._queue.get()) is not None:
-            yield request
-
-    def send(self, request: Request) -> None:
-        self._queue.put_nowait(request)
-
-    def close(self) -> None:
-        self._queue.put_nowait(None)
-
-    def cancel(self) -> None:
-        self.call.cancel()
-
-    async def responses(self) -> AsyncIterator[Response]:
-        async for response in self.call:
-            yield response

@@ -24,6 +24,7 @@ from gateway.turns import actions as act
 from gateway.turns import events as ev
 from gateway.turns.policy import TurnPolicy
 from gateway.turns.reply import Reply
+from gateway.turns.timers import Timers
 
 BARGE_IN = "barge_in"
 PLAYBACK_OVER = "playback_over"
@@ -48,8 +49,7 @@ class TurnMachine:
         self._end_of_turn_at: float | None = None
         # The utterance that began while the agent was busy (a barge-in, if it lasts).
         self._overlapping: str | None = None
-        self._timers: dict[str, tuple[act.Timer, float]] = {}
-        self._timer_serial = 0
+        self._timers = Timers()
         self._down: set[str] = set()
         self._out: list[act.Action] = []
         self._now = 0.0
@@ -384,11 +384,10 @@ class TurnMachine:
     # ----------------------------------------------------------------- timers, stages
 
     def _timer_expired(self, event: ev.TimerExpired) -> None:
-        entry = self._timers.get(event.timer.kind)
-        if entry is None or entry[0] != event.timer:
+        at = self._timers.expired(event.timer)
+        if at is None:
             return  # cancelled or replaced before it fired
-        del self._timers[event.timer.kind]
-        kind, at = event.timer.kind, entry[1]
+        kind = event.timer.kind
         if kind == BARGE_IN:
             self._overlapping = None
             self._set_state(State.USER_SPEAKING)
@@ -407,20 +406,13 @@ class TurnMachine:
     def _closed(self, _event: ev.SessionClosed) -> None:
         self._cancel_timer(BARGE_IN)
         self._cancel_reply()
-        for kind in list(self._timers):
-            self._cancel_timer(kind)
+        self._out += self._timers.cancel_all()
 
     def _set_timer(self, kind: str, at: float) -> None:
-        self._cancel_timer(kind)
-        self._timer_serial += 1
-        timer = act.Timer(kind, self._timer_serial)
-        self._timers[kind] = (timer, at)
-        self._emit(act.SetTimer(timer, at))
+        self._out += self._timers.set(kind, at)
 
     def _cancel_timer(self, kind: str) -> None:
-        entry = self._timers.pop(kind, None)
-        if entry is not None:
-            self._emit(act.CancelTimer(entry[0]))
+        self._out += self._timers.cancel(kind)
 
     # ----------------------------------------------------------------- state, output
 

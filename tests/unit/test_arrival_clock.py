@@ -3,17 +3,11 @@ one epoch per stt stream (a reopened stream counts its time from 0 again)."""
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import pytest
 
-from gateway.conversation import Conversation, ConversationConfig, State
-from gateway.metrics import GatewayMetrics
-from gateway.session import ArrivalClock
-from gateway.turn import TurnChannels
-from voice.v1 import stt_pb2
+from gateway.arrival import ArrivalClock
 
 pytestmark = pytest.mark.unit
 
@@ -61,51 +55,3 @@ def test_the_rate_of_the_reopened_stream_is_used() -> None:
     for k in range(50):
         clock.record(960, 10.0 + k * 0.02)
     assert clock.arrival_time(0.5) == pytest.approx(10.0 + 0.48)
-
-
-def _conversation() -> Conversation:
-    async def send_text(text: str) -> None:
-        json.loads(text)
-
-    async def send_bytes(data: bytes) -> None:
-        pass
-
-    async def send_error(code: str, message: str, **fields: Any) -> None:
-        pass
-
-    def ignore(_request: object) -> None:
-        pass
-
-    return Conversation(
-        ConversationConfig(
-            "s", serial=False, barge_in_s=0.3, early_thinking=True, turn_timeout_s=5.0
-        ),
-        TurnChannels(ignore, ignore, ignore, send_text, send_bytes, send_error),
-        lambda stream_s: 1000.0 + stream_s,
-        GatewayMetrics(),
-    )
-
-
-async def test_after_the_stt_stream_broke_nothing_of_its_speech_is_kept() -> None:
-    """An end of turn heard just before stt died must not date the next stream's turn."""
-    conversation = _conversation()
-    await conversation.on_speech_event(
-        stt_pb2.SpeechEvent(kind=stt_pb2.SpeechEvent.KIND_SPEECH_STARTED, utterance_id="u1")
-    )
-    await conversation.on_speech_event(
-        stt_pb2.SpeechEvent(
-            kind=stt_pb2.SpeechEvent.KIND_END_OF_TURN, utterance_id="u1", stream_time_s=9.0
-        )
-    )
-    states = [conversation.state]
-    conversation.forget_speech()
-    states.append(conversation.state)
-    assert states == [State.USER_SPEAKING, State.LISTENING]
-    await conversation.on_transcript(
-        stt_pb2.Transcript(utterance_id="v1", text="Hello there.", final=True, speech_end_s=1.0)
-    )
-    turn = conversation.turn
-    assert turn is not None
-    assert "end_of_turn" not in turn.timeline.marks
-    assert turn.timeline.marks["audio_received"] == 1001.0
-    await conversation.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.codec import OpusIn, OpusOut, Pcm16In, Pcm16Out, audio_in, audio_out
-from gateway.protocol import ProtocolError
+from gateway.transports.codecs import OpusIn, OpusOut, Pcm16In, Pcm16Out, audio_in, audio_out
+from gateway.transports.messages import ProtocolError
 from voice.opus import OpusDecoder, OpusEncoder, OpusError
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.auth import TokenVerifier, sign_token
-from gateway.protocol import ProtocolError, Start, Stop, parse_client_message
+from gateway.transports.messages import ProtocolError, Start, Stop, parse_client_message
 from services.tts.chunking import SpeakableChunker
 from tools.wer import normalize_transcript, word_error_rate
 from voice.audio import pcm16_to_float

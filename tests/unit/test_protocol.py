@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.protocol import (
+from gateway.transports.messages import (
     VALID_RATES,
     ProtocolError,
     Start,

@@ -349,10 +349,16 @@ def test_a_stage_down_interrupts_and_refuses_turns_until_it_is_back() -> None:
     assert only(m.step(final("hello again", 6.0, utterance="u3"), 6.5), act.AskLlm)
 
 
-def test_a_reopened_stt_stream_forgets_speech_in_progress() -> None:
+def test_after_the_stt_stream_broke_nothing_of_its_speech_is_kept() -> None:
+    """An end of turn heard just before stt died must not date the next stream's turn."""
     m = machine()
     m.step(ev.SpeechStarted("u1"), 0.2)
-    assert kinds(m.step(ev.SpeechForgotten(), 0.5)) == ["state:listening"]
+    m.step(ev.UserTurnEnded("u1", 9.0), 9.0)
+    assert kinds(m.step(ev.SpeechForgotten(), 9.5)) == ["state:listening"]
+    m.step(ev.SpeechStarted("v1"), 1000.2)
+    out = m.step(final("Hello there.", 1001.0, utterance="v1"), 1001.5)
+    assert only(out, act.ReplyStarted)[0].origin == 1001.0
+    assert m.reply is not None and "end_of_turn" not in m.reply.timeline.marks
 
 
 def test_closing_cancels_the_reply_and_every_timer() -> None:

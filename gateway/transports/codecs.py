@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from gateway.protocol import ProtocolError
+from gateway.transports.messages import ProtocolError
 from voice.opus import OpusDecoder, OpusEncoder, OpusError
 
 MIN_FRAME_MS, MAX_PCM_FRAME_MS, MAX_OPUS_FRAME_MS = 10, 200, 120

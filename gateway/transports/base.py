@@ -1,0 +1,61 @@
+"""The transport interface a session talks through (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.turns.actions import ClientOutput
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What a client asked for before its audio. The transport's own fields (rates, codec)
+    take effect only once the session accepts the request (``Transport.configure``)."""
+
+    sample_rate: int | None = None
+    output_sample_rate: int | None = None
+    codec: str = ""
+    voice: str = ""
+    language: str = ""
+    pipeline: str = ""
+    early_thinking: bool | None = None
+
+
+@dataclass(frozen=True)
+class ClientAudio:
+    """PCM16 mono at the transport's input rate, as it arrived."""
+
+    pcm: bytes
+    at: float
+
+
+@dataclass(frozen=True)
+class ClientStop:
+    pass
+
+
+ClientInput = StartRequest | ClientAudio | ClientStop
+
+
+class Transport(Protocol):
+    # PCM16 rates: what ``ClientAudio`` carries, and what the agent's audio is made at.
+    input_rate: int
+    output_rate: int
+    codec: str
+
+    async def receive(self) -> ClientInput | None:
+        """The client's next input; None once it is gone (closed, idle, broken)."""
+        ...
+
+    def configure(self, request: StartRequest) -> None:
+        """Apply the transport's part of an accepted start (rates, codec)."""
+        ...
+
+    async def send(self, output: ClientOutput) -> None:
+        """An event or the agent's audio (the transport encodes it its own way)."""
+        ...
+
+    async def send_event(self, kind: str, **fields: Any) -> None: ...
+
+    async def close(self, *, code: int, reason: str) -> None: ...
