@@ -7,8 +7,8 @@ import sys
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.settings import GatewaySettings
 from voice.errors import SettingsError
-from voice.settings import GatewaySettings
 from voice.telemetry import setup_logging, setup_tracing
 
 

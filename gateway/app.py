@@ -12,9 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.auth import TokenVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.session import Session, new_session_id
+from gateway.settings import GatewaySettings
 from gateway.transports.browser import BrowserTransport
 from gateway.upstream import Upstreams
-from voice.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from gateway.settings import GatewaySettings
 from voice.errors import SettingsError
-from voice.settings import GatewaySettings
 
 PREFIX = "v1"
 

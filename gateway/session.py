@@ -21,13 +21,13 @@ from gateway.arrival import ArrivalClock
 from gateway.driver import StageSenders, TurnDriver
 from gateway.links import StageFailure, StageLink
 from gateway.metrics import GatewayMetrics
+from gateway.settings import GatewaySettings
 from gateway.stage_events import from_llm, from_stt, from_tts
 from gateway.transports.base import ClientAudio, ClientStop, StartRequest, Transport
 from gateway.turns import events as ev
 from gateway.turns.machine import TurnMachine
 from gateway.turns.policy import BargeIn, EarlyThinking, ReplyStyle, TurnPolicy
 from gateway.upstream import Upstreams
-from voice.settings import GatewaySettings
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voice.settings import GatewaySettings
+from gateway.settings import GatewaySettings
 from voice.v1 import llm_pb2_grpc, stt_pb2_grpc, tts_pb2_grpc
 
 log = logging.getLogger(__name__)

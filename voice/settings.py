@@ -2,8 +2,8 @@
 
 Each process builds one frozen settings object with ``<Kind>Settings.from_env()``, which reads
 the variables through :class:`Env` and adds the :class:`CommonSettings` every process has. Each
-service's class lives with the service (``services/stt/settings.py``, ``services/llm/...``,
-``services/tts/...``); the gateway's is here. A bad value raises :class:`SettingsError` naming
+process's class lives with it (``services/stt/settings.py``, ``services/llm/...``,
+``services/tts/...``, ``gateway/settings.py``). A bad value raises :class:`SettingsError` naming
 the variable (every problem at once), so the process fails at once with a clear message.
 Nothing else in the project reads ``os.environ``; ``OTEL_*`` variables are left to the
 OpenTelemetry SDK.
@@ -134,59 +134,3 @@ class CommonSettings:
             cache_dir=Path(env.text(".cache/models", "VOICE_CACHE_DIR")),
             metrics_port=env.integer(metrics_port, "METRICS_PORT", low=0, high=65535),
         )
-
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    common: CommonSettings
-    host: str
-    port: int
-    stt_address: str
-    llm_address: str
-    tts_address: str
-    tokens: tuple[str, ...]
-    token_secret: str
-    allowed_origins: tuple[str, ...]
-    input_sample_rate: int
-    output_sample_rate: int
-    max_sessions: int
-    max_frame_bytes: int
-    pipeline: str
-    barge_in_ms: int
-    early_thinking: bool
-    idle_timeout_s: float
-    turn_timeout_s: float
-    drain_timeout_s: float
-
-    @staticmethod
-    def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
-        env = Env(environ)
-        settings = GatewaySettings(
-            common=CommonSettings.read(env),
-            host=env.text("127.0.0.1", "GATEWAY_HOST"),
-            port=env.integer(8000, "GATEWAY_PORT", low=0, high=65535),
-            stt_address=env.address("127.0.0.1:50051", "GATEWAY_STT_ADDRESS"),
-            llm_address=env.address("127.0.0.1:50052", "GATEWAY_LLM_ADDRESS"),
-            tts_address=env.address("127.0.0.1:50053", "GATEWAY_TTS_ADDRESS"),
-            tokens=env.items((), "GATEWAY_TOKENS"),
-            token_secret=env.text("", "GATEWAY_TOKEN_SECRET"),
-            allowed_origins=env.items(("*",), "GATEWAY_ALLOWED_ORIGINS"),
-            input_sample_rate=env.integer(16000, "GATEWAY_INPUT_SAMPLE_RATE", low=8000, high=48000),
-            output_sample_rate=env.integer(
-                24000, "GATEWAY_OUTPUT_SAMPLE_RATE", low=8000, high=48000
-            ),
-            max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
-            max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
-            pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
-            barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
-            early_thinking=env.flag(True, "GATEWAY_EARLY_THINKING"),
-            idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
-            turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
-            drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),
-        )
-        if not settings.tokens and not settings.token_secret:
-            env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
-        if settings.token_secret and len(settings.token_secret) < 16:
-            env.problem("GATEWAY_TOKEN_SECRET must be at least 16 characters")
-        env.check("gateway")
-        return settings

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.settings import GatewaySettings
 from services.stt.settings import SttSettings
 from voice.errors import SettingsError
-from voice.settings import Env, GatewaySettings
+from voice.settings import Env
 
 pytestmark = pytest.mark.unit
 
