@@ -1,8 +1,13 @@
-"""The gRPC server bootstrap every service uses.
+"""The gRPC server bootstrap every service uses, and the ``python -m services.<name>`` around it.
 
-It adds the standard health service (serving once the engines are loaded), server reflection,
-OpenTelemetry server instrumentation, and a graceful shutdown on SIGTERM or SIGINT: health turns
-to NOT_SERVING, then ``stop(grace)`` lets open streams finish for a while before they are cut.
+:func:`run_service` is each service's whole ``__main__``: settings (a bad value or a missing
+model ends the process with exit status 2 and one message naming it), logging and tracing, the
+service's own start (its engines loaded and warmed up), then :func:`serve` until a signal.
+
+:func:`serve` adds the standard health service (serving once the engines are loaded), server
+reflection, OpenTelemetry server instrumentation, and a graceful shutdown on SIGTERM or SIGINT:
+health turns to NOT_SERVING, then ``stop(grace)`` lets open streams finish for a while before
+they are cut.
 """
 
 from __future__ import annotations
@@ -10,11 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from voice.errors import SettingsError
+from voice.models import ModelUnavailableError
+from voice.settings import CommonSettings
+from voice.telemetry import setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +113,70 @@ async def serve(
     if on_stop is not None:
         await on_stop()
     log.info("%s stopped", name)
+
+
+class ServiceSettings(Protocol):
+    """What the bootstrap reads of a service's settings."""
+
+    @property
+    def common(self) -> CommonSettings: ...
+
+    @property
+    def listen(self) -> str: ...
+
+
+class StreamServicer(Protocol):
+    """A servicer that counts its open streams (the ``voice_<name>_active_streams`` gauge)."""
+
+    active_streams: int
+
+
+Settings = TypeVar("Settings", bound=ServiceSettings)
+Servicer = TypeVar("Servicer", bound=StreamServicer)
+
+
+@dataclass(frozen=True)
+class Started(Generic[Servicer]):
+    """A service's start: its servicer, and what to do once the server has stopped."""
+
+    servicer: Servicer
+    stop: Callable[[], Awaitable[None]]
+
+
+def run_service(
+    name: str,
+    service: ServiceDescriptor,
+    add_to_server: Callable[[Servicer, grpc.aio.Server], None],
+    load_settings: Callable[[], Settings],
+    start: Callable[[Settings], Awaitable[Started[Servicer]]],
+) -> None:
+    """Run one service until SIGTERM or SIGINT (module docstring): ``name`` prefixes its
+    messages and names its tracer and metrics, ``service`` is the gRPC service it serves."""
+
+    async def main() -> None:
+        settings = load_settings()
+        setup_logging(settings.common.log_level)
+        provider = setup_tracing(name)
+        started = await start(settings)
+        servicer = started.servicer
+
+        async def on_stop() -> None:
+            await started.stop()
+            if provider is not None:
+                provider.shutdown()
+
+        await serve(
+            name=name,
+            listen=settings.listen,
+            service_names=[service.full_name],
+            register=lambda server: add_to_server(servicer, server),
+            on_stop=on_stop,
+            metrics_port=settings.common.metrics_port,
+            active_streams=lambda: servicer.active_streams,
+        )
+
+    try:
+        asyncio.run(main())
+    except (SettingsError, ModelUnavailableError) as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 
 from services.llm.demo import DemoModel
 from services.llm.engine import LanguageModel
@@ -14,9 +13,7 @@ from services.llm.instant import InstantModel
 from services.llm.servicer import LanguageModelServicer
 from services.llm.settings import LlmSettings
 from voice.errors import SettingsError
-from voice.models import ModelUnavailableError
-from voice.serving import serve
-from voice.telemetry import setup_logging, setup_tracing
+from voice.serving import Started, run_service
 from voice.v1 import llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger("llm")
@@ -66,13 +63,11 @@ async def close_providers(providers: list[LanguageModel]) -> None:
             await close()
 
 
-async def main() -> None:
-    settings = LlmSettings.from_env()
-    setup_logging(settings.common.log_level)
+async def start(settings: LlmSettings) -> Started[LanguageModelServicer]:
+    """The providers loaded (the local model warmed up), and the servicer over their chain."""
     if settings.nice:
         # Generation is the bulk work; speech recognition and synthesis are latency-critical.
         os.nice(settings.nice)
-    provider = setup_tracing("llm")
     providers = await build_providers(settings)
     chain = FallbackChain(providers)
     log.info("providers, in order: %s", chain.name)
@@ -82,27 +77,17 @@ async def main() -> None:
         chain, settings.system_prompt, history_budget, settings.max_reply_tokens
     )
 
-    async def on_stop() -> None:
+    async def stop() -> None:
         await close_providers(providers)
-        if provider is not None:
-            provider.shutdown()
 
-    await serve(
-        name="llm",
-        listen=settings.listen,
-        service_names=[llm_pb2.DESCRIPTOR.services_by_name["LanguageModelService"].full_name],
-        register=lambda server: llm_pb2_grpc.add_LanguageModelServiceServicer_to_server(
-            servicer, server
-        ),
-        on_stop=on_stop,
-        metrics_port=settings.common.metrics_port,
-        active_streams=lambda: servicer.active_streams,
-    )
+    return Started(servicer, stop)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except (SettingsError, ModelUnavailableError) as error:
-        print(f"llm: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_service(
+        "llm",
+        llm_pb2.DESCRIPTOR.services_by_name["LanguageModelService"],
+        llm_pb2_grpc.add_LanguageModelServiceServicer_to_server,
+        LlmSettings.from_env,
+        start,
+    )

@@ -24,7 +24,8 @@ from prometheus_client import Counter
 
 from services.llm.engine import LanguageModel, Turn
 from services.llm.history import History
-from voice.errors import VoiceError
+from voice.errors import InvalidRequestError, VoiceError
+from voice.streams import open_stream
 from voice.telemetry import context_from_message
 from voice.v1 import llm_pb2, llm_pb2_grpc
 
@@ -76,17 +77,12 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         request_iterator: AsyncIterator[llm_pb2.ConverseRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[llm_pb2.ConverseResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
+        # No headers before the first response: nothing waits for the llm's acceptance.
+        opened = await open_stream(request_iterator, context, _accept, send_headers=False)
+        if opened is None:
             return
-        if first.WhichOneof("request") != "config":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
-            )
-        session_id = first.config.session_id.strip()
-        if not session_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the config needs a session_id")
-        history = History(first.config.system_prompt or self._system_prompt, self._budget_tokens)
+        config, session_id = opened
+        history = History(config.system_prompt or self._system_prompt, self._budget_tokens)
         out: asyncio.Queue[llm_pb2.ConverseResponse | None] = asyncio.Queue()
         errors: list[str] = []
         reader = asyncio.create_task(self._read(request_iterator, session_id, history, out, errors))
@@ -215,6 +211,14 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             _describe(span, turn, first_token_ms, "complete")
             history.record(text, "".join(reply))
             out.put_nowait(_done(turn_id, turn=turn, first_token_ms=first_token_ms))
+
+
+def _accept(config: llm_pb2.ConverseConfig) -> tuple[llm_pb2.ConverseConfig, str]:
+    """The stream's config and session id; a stream without a session id is refused."""
+    session_id = config.session_id.strip()
+    if not session_id:
+        raise InvalidRequestError("the config needs a session_id")
+    return config, session_id
 
 
 def _unless_answered(turn: Turn, reply: list[str]) -> None:

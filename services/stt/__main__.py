@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 from services.stt.endpointing import EndpointConfig
 from services.stt.instant import InstantDecoder
@@ -13,13 +11,8 @@ from services.stt.settings import SttSettings
 from services.stt.streaming import StreamConfig
 from services.stt.vad import SileroVoiceActivityDetector
 from services.stt.whisper import WhisperDecoder
-from voice.errors import SettingsError
-from voice.models import ModelUnavailableError
-from voice.serving import serve
-from voice.telemetry import setup_logging, setup_tracing
+from voice.serving import Started, run_service
 from voice.v1 import stt_pb2, stt_pb2_grpc
-
-log = logging.getLogger("stt")
 
 
 def stream_config(settings: SttSettings) -> StreamConfig:
@@ -35,10 +28,8 @@ def stream_config(settings: SttSettings) -> StreamConfig:
     )
 
 
-async def main() -> None:
-    settings = SttSettings.from_env()
-    setup_logging(settings.common.log_level)
-    provider = setup_tracing("stt")
+async def start(settings: SttSettings) -> Started[SpeechToTextServicer]:
+    """The decoder loaded and warmed up, and the servicer around it."""
     decoder: WhisperDecoder | InstantDecoder
     if settings.engine == "instant":
         decoder = InstantDecoder()
@@ -53,27 +44,17 @@ async def main() -> None:
         max_streams=settings.max_streams,
     )
 
-    async def on_stop() -> None:
+    async def stop() -> None:
         servicer.shutdown()
-        if provider is not None:
-            provider.shutdown()
 
-    await serve(
-        name="stt",
-        listen=settings.listen,
-        service_names=[stt_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"].full_name],
-        register=lambda server: stt_pb2_grpc.add_SpeechToTextServiceServicer_to_server(
-            servicer, server
-        ),
-        on_stop=on_stop,
-        metrics_port=settings.common.metrics_port,
-        active_streams=lambda: servicer.active_streams,
-    )
+    return Started(servicer, stop)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except (SettingsError, ModelUnavailableError) as error:
-        print(f"stt: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_service(
+        "stt",
+        stt_pb2.DESCRIPTOR.services_by_name["SpeechToTextService"],
+        stt_pb2_grpc.add_SpeechToTextServiceServicer_to_server,
+        SttSettings.from_env,
+        start,
+    )

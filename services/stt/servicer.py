@@ -26,6 +26,8 @@ from services.stt.pool import DecodePool
 from services.stt.streaming import StreamConfig, TranscriptionStream
 from services.stt.tracing import UtteranceTracer
 from voice.audio import Resampler, pcm16_to_float
+from voice.errors import InvalidRequestError, ResourceExhaustedError
+from voice.streams import open_stream, sample_rate
 from voice.v1 import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,6 @@ _KIND_TO_PROTO = {
     SpeechEventKind.END_OF_TURN: stt_pb2.SpeechEvent.KIND_END_OF_TURN,
     SpeechEventKind.SPEECH_RESUMED: stt_pb2.SpeechEvent.KIND_SPEECH_RESUMED,
 }
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 # A longer audio chunk is refused: audio must stream as it is captured.
 MAX_CHUNK_S = 1.0
 
@@ -112,31 +113,10 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         request_iterator: AsyncIterator[stt_pb2.TranscribeRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[stt_pb2.TranscribeResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
+        opened = await open_stream(request_iterator, context, self._accept)
+        if opened is None:
             return
-        if first.WhichOneof("request") != "config":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
-            )
-        rate = first.config.sample_rate or MODEL_SAMPLE_RATE
-        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
-            )
-        try:
-            language = stream_language(first.config.language, self._decoder)
-        except ValueError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        if self.active_streams >= self.max_streams:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"stt is serving its maximum of {self.max_streams} streams (STT_MAX_STREAMS)",
-            )
-        # The config is accepted: a caller waiting for the headers knows before any audio.
-        await context.send_initial_metadata(())
-        session_id = first.config.session_id
+        session_id, rate, language = opened
         stream = TranscriptionStream(
             self.pool, self._vad_factory, self._config, self._vad_executor, language
         )
@@ -161,6 +141,19 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         finally:
             self.active_streams -= 1
             log.info("stream closed (session %s, %d active)", session_id, self.active_streams)
+
+    def _accept(self, config: stt_pb2.TranscribeConfig) -> tuple[str, int, str]:
+        """The stream's session id, sample rate and language, or why it is refused."""
+        rate = sample_rate(config.sample_rate, MODEL_SAMPLE_RATE)
+        try:
+            language = stream_language(config.language, self._decoder)
+        except ValueError as error:
+            raise InvalidRequestError(str(error)) from error
+        if self.active_streams >= self.max_streams:
+            raise ResourceExhaustedError(
+                f"stt is serving its maximum of {self.max_streams} streams (STT_MAX_STREAMS)"
+            )
+        return config.session_id, rate, language
 
     @staticmethod
     async def _inputs(

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 from services.tts.cache import AudioCache
 from services.tts.chain import EngineChain
 from services.tts.engine import SpeechEngine
 from services.tts.servicer import ChunkingConfig, TextToSpeechServicer
 from services.tts.settings import TtsSettings
-from voice.errors import SettingsError
-from voice.models import ModelUnavailableError
-from voice.serving import serve
-from voice.telemetry import setup_logging, setup_tracing
+from voice.serving import Started, run_service
 from voice.v1 import tts_pb2, tts_pb2_grpc
 
 
@@ -39,10 +35,8 @@ def build_chain(engines: list[SpeechEngine], settings: TtsSettings) -> EngineCha
     return EngineChain(engines, AudioCache(budget) if budget else None)
 
 
-async def main() -> None:
-    settings = TtsSettings.from_env()
-    setup_logging(settings.common.log_level)
-    provider = setup_tracing("tts")
+async def start(settings: TtsSettings) -> Started[TextToSpeechServicer]:
+    """The engines loaded and warmed up, in TTS_ENGINES order, and the servicer over them."""
     engines = [await load_engine(name, settings) for name in settings.engines]
     servicer = TextToSpeechServicer(
         build_chain(engines, settings),
@@ -50,28 +44,14 @@ async def main() -> None:
             settings.first_chunk_min_words, settings.first_chunk_max_words, settings.frame_ms
         ),
     )
-
-    async def on_stop() -> None:
-        await servicer.aclose()
-        if provider is not None:
-            provider.shutdown()
-
-    await serve(
-        name="tts",
-        listen=settings.listen,
-        service_names=[tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"].full_name],
-        register=lambda server: tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server(
-            servicer, server
-        ),
-        on_stop=on_stop,
-        metrics_port=settings.common.metrics_port,
-        active_streams=lambda: servicer.active_streams,
-    )
+    return Started(servicer, servicer.aclose)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except (SettingsError, ModelUnavailableError) as error:
-        print(f"tts: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_service(
+        "tts",
+        tts_pb2.DESCRIPTOR.services_by_name["TextToSpeechService"],
+        tts_pb2_grpc.add_TextToSpeechServiceServicer_to_server,
+        TtsSettings.from_env,
+        start,
+    )

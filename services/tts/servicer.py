@@ -20,6 +20,8 @@ from opentelemetry import trace
 from services.tts.chain import EngineChain
 from services.tts.engine import SpeechEngine
 from services.tts.speaker import ChunkingConfig, TurnSpeaker
+from voice.errors import InvalidRequestError
+from voice.streams import open_stream, sample_rate
 from voice.telemetry import context_from_message
 from voice.v1 import audio_pb2, tts_pb2, tts_pb2_grpc
 
@@ -27,8 +29,6 @@ __all__ = ["ChunkingConfig", "TextToSpeechServicer"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("voice.tts")
-
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 
 Outbox = asyncio.Queue[tts_pb2.SynthesizeResponse | None]
 
@@ -81,25 +81,10 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         request_iterator: AsyncIterator[tts_pb2.SynthesizeRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[tts_pb2.SynthesizeResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
+        opened = await open_stream(request_iterator, context, self._accept)
+        if opened is None:
             return
-        if first.WhichOneof("request") != "config":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a config"
-            )
-        config = first.config
-        rate = config.sample_rate or self._chain.engines[0].sample_rate
-        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"sample_rate {rate} is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]",
-            )
-        problem = self._chain.voice_problem(config.voice)
-        if problem is not None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        # The config is accepted: a caller waiting for the headers knows before any text.
-        await context.send_initial_metadata(())
+        config, rate = opened
         outbox: Outbox = asyncio.Queue()
         errors: list[str] = []
         cancelled: set[str] = set()
@@ -128,6 +113,14 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 await reader
             self.active_streams -= 1
             log.info("stream closed (session %s)", config.session_id)
+
+    def _accept(self, config: tts_pb2.SynthesizeConfig) -> tuple[tts_pb2.SynthesizeConfig, int]:
+        """The stream's config and sample rate, or why it is refused (a voice none serves)."""
+        rate = sample_rate(config.sample_rate, self._chain.engines[0].sample_rate)
+        problem = self._chain.voice_problem(config.voice)
+        if problem is not None:
+            raise InvalidRequestError(problem)
+        return config, rate
 
     async def _read(
         self,

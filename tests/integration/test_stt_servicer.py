@@ -208,3 +208,33 @@ async def test_a_stream_that_breaks_off_mid_utterance_frees_everything() -> None
     assert any(r.transcript.final for r in responses)
     assert servicer.active_streams == 0
     servicer.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("first", "details"),
+    [
+        (
+            stt_pb2.TranscribeRequest(audio=audio_pb2.AudioChunk(pcm=b"\x00\x00")),
+            "the first message must be a config",
+        ),
+        (
+            stt_pb2.TranscribeRequest(config=stt_pb2.TranscribeConfig(sample_rate=96000)),
+            "sample_rate 96000 is outside [8000, 48000]",
+        ),
+    ],
+)
+async def test_a_stream_that_does_not_open_with_a_usable_config_is_refused(
+    first: stt_pb2.TranscribeRequest, details: str
+) -> None:
+    servicer = _servicer(FakeDecoder())
+
+    async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
+        yield first
+
+    async with serving(_add(servicer)) as channel:
+        call = stt_pb2_grpc.SpeechToTextServiceStub(channel).Transcribe(requests())
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call.read()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == details
+    assert servicer.active_streams == 0

@@ -253,3 +253,15 @@ async def test_a_sample_rate_out_of_range_is_refused() -> None:
             await stream.rest()
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "sample_rate" in (raised.value.details() or "")
+
+
+async def test_a_stream_that_does_not_start_with_a_config_is_refused() -> None:
+    async def requests() -> AsyncIterator[tts_pb2.SynthesizeRequest]:
+        yield tts_pb2.SynthesizeRequest(text=tts_pb2.TextInput(turn_id="t", text="Hello."))
+
+    async with serving(_register(ToneEngine())) as channel:
+        call = tts_pb2_grpc.TextToSpeechServiceStub(channel).Synthesize(requests())
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call.read()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "the first message must be a config"
