@@ -5,8 +5,10 @@ the variables through :class:`Env` and adds the :class:`CommonSettings` every pr
 process's class lives with it (``services/stt/settings.py``, ``services/llm/...``,
 ``services/tts/...``, ``gateway/settings.py``). A bad value raises :class:`SettingsError` naming
 the variable (every problem at once), so the process fails at once with a clear message.
-Nothing else in the project reads ``os.environ``; ``OTEL_*`` variables are left to the
-OpenTelemetry SDK.
+In the four processes nothing else reads ``os.environ``, except for the standard ``OTEL_*``
+variables: ``voice/telemetry.py`` reads whether and where to export traces, and the
+OpenTelemetry SDK reads the rest. (What starts the processes, ``launcher/``, ``bench/`` and
+``loadtest/``, hands its environment on to them, with its own variables added.)
 """
 
 from __future__ import annotations

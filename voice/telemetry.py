@@ -46,7 +46,8 @@ def setup_logging(level: str) -> None:
 
 def setup_tracing(service_name: str) -> TracerProvider | None:
     """Install the global tracer provider; returns it so the caller can shut it down."""
-    # The SDK itself reads the OTEL_* variables; this only decides whether to export at all.
+    # The SDK itself reads the other OTEL_* variables; this decides whether to export at all,
+    # and names the service unless OTEL_SERVICE_NAME does.
     environ = os.environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None

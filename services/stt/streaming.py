@@ -95,7 +95,8 @@ class TranscriptionStream:
         self._partial: DecodeJob | None = None
         # The latest partial of this utterance, running or done: it may serve as the pause decode.
         self._latest: DecodeJob | None = None
-        self._speculative: DecodeJob | None = None
+        # The decode started at this utterance's pause (None while the user speaks on).
+        self._pause_decode: DecodeJob | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def transcribe(
@@ -111,7 +112,7 @@ class TranscriptionStream:
             await pump
         finally:
             pump.cancel()
-            for job in (self._partial, self._speculative):
+            for job in (self._partial, self._pause_decode):
                 if job is not None:
                     job.cancel.set()
             for task in list(self._tasks):
@@ -217,7 +218,7 @@ class TranscriptionStream:
 
     def _after_speech_window(self) -> None:
         utterance = self._utterance
-        if utterance is None or self._partial is not None or self._speculative is not None:
+        if utterance is None or self._partial is not None or self._pause_decode is not None:
             return
         # As a silence begins, decode at once: if it becomes a pause, that decode covers all
         # the speech and is taken as the pause decode, already well under way.
@@ -244,19 +245,19 @@ class TranscriptionStream:
         partial, self._partial = self._partial, None
         latest = self._latest
         if latest is not None and latest.end >= self._voiced_end() and _usable(latest):
-            speculative = latest  # it read all the speech already: no need to decode again
+            pause_decode = latest  # it read all the speech already: no need to decode again
         else:
-            speculative = self._urgent_decode(utterance)
-        if partial is not None and partial is not speculative:
+            pause_decode = self._urgent_decode(utterance)
+        if partial is not None and partial is not pause_decode:
             partial.cancel.set()
-        self._speculative = speculative
-        self._spawn(self._publish_pause(speculative, utterance, boundary))
+        self._pause_decode = pause_decode
+        self._spawn(self._publish_pause(pause_decode, utterance, boundary))
 
     def _on_resumed(self) -> None:
         """The user spoke on: the pause decode becomes a commit of the audio it covered."""
-        speculative, self._speculative = self._speculative, None
-        if speculative is not None and self._utterance is not None:
-            self._spawn(self._commit_when_done(speculative, self._utterance))
+        pause_decode, self._pause_decode = self._pause_decode, None
+        if pause_decode is not None and self._utterance is not None:
+            self._spawn(self._commit_when_done(pause_decode, self._utterance))
 
     async def _commit_when_done(self, job: DecodeJob, utterance: Utterance) -> None:
         with contextlib.suppress(Exception):
@@ -273,7 +274,7 @@ class TranscriptionStream:
             text = job.text()
         except Exception:
             return  # the final decode reports any failure
-        if self._speculative is not job or self._utterance is not utterance or not text:
+        if self._pause_decode is not job or self._utterance is not utterance or not text:
             return  # the user went on, or the turn already ended and the final has this text
         self._events.put_nowait(
             Transcript(
@@ -300,7 +301,7 @@ class TranscriptionStream:
         if (
             self._utterance is not utterance
             or job.cancel.is_set()
-            or self._speculative is not None
+            or self._pause_decode is not None
             or not text
         ):
             return
@@ -322,13 +323,14 @@ class TranscriptionStream:
         utterance = self._utterance
         if utterance is None:
             return
-        speculative = self._speculative
-        if speculative is None or speculative.end < self._voiced_end():
-            speculative = self._urgent_decode(utterance)
-        if self._partial is not None and self._partial is not speculative:
+        # The pause decode is the final one, unless speech came after the audio it read.
+        final = self._pause_decode
+        if final is None or final.end < self._voiced_end():
+            final = self._urgent_decode(utterance)
+        if self._partial is not None and self._partial is not final:
             self._partial.cancel.set()
         speech_start = self._endpointer.speech_start_s
-        self._spawn(self._publish_final(speculative, utterance, speech_start, boundary))
+        self._spawn(self._publish_final(final, utterance, speech_start, boundary))
         self._start_silence()
 
     async def _publish_final(
@@ -354,7 +356,7 @@ class TranscriptionStream:
 
     def _start_silence(self) -> None:
         self._utterance = None
-        self._speculative = None
+        self._pause_decode = None
         self._partial = self._latest = None
         self._preroll.clear()
 

@@ -1,1 +1,1 @@
-"""Speech synthesis service: text deltas in, sentence-chunked streaming PCM out."""
+"""Speech synthesis service: text deltas in, streaming PCM out (a short clause, then sentences)."""

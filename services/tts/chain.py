@@ -2,9 +2,9 @@
 
 A turn is spoken by one engine. The engine is chosen before the turn's first audio byte: the
 first available engine in ``TTS_ENGINES`` that serves the session's voice (every engine serves
-the default, "") and produces audio for the turn's first chunk (a
-failure before that byte costs nothing audible, so the next engine is tried). From then on
-the turn keeps that engine, so a listener never hears two voices inside a sentence.
+the default, "") and produces audio for the turn's first chunk (a failure before that byte
+costs nothing audible, so the next engine is tried). From then on the turn keeps that engine,
+so a listener never hears two voices inside a sentence.
 
 If the turn's engine fails later, before a chunk's first byte:
 

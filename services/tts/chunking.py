@@ -47,6 +47,10 @@ _WORD = re.compile(r"\S+(?=\s)")
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 _NUMBER = re.compile(r"[$€£¥]?\d[\d,.:]*")
 LONG_SENTENCE_WORDS = 40
+# The first chunk ends at the first clause of this many words, or after the maximum: the
+# defaults of TTS_FIRST_CHUNK_MIN_WORDS / _MAX_WORDS (.env.example says why 3).
+FIRST_MIN_WORDS = 2
+FIRST_MAX_WORDS = 3
 # Clause-sized chunks until this many words are out (see SpeakableChunker).
 OPENING_WORDS = 12
 # How many words past its limit a cut may move to avoid splitting "Mr." from "Smith".
@@ -109,8 +113,8 @@ class SpeakableChunker:
 
     def __init__(
         self,
-        first_min_words: int = 3,
-        first_max_words: int = 8,
+        first_min_words: int = FIRST_MIN_WORDS,
+        first_max_words: int = FIRST_MAX_WORDS,
         opening_words: int = OPENING_WORDS,
     ) -> None:
         self.first_min_words = first_min_words

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.tts.chunking import FIRST_MAX_WORDS, FIRST_MIN_WORDS
 from voice.settings import CommonSettings, Env
 
 TTS_ENGINES = ("piper", "edge", "instant")
@@ -35,8 +36,12 @@ class TtsSettings:
             common=CommonSettings.read(env, metrics_port=9103),
             listen=env.address("127.0.0.1:50053", "TTS_LISTEN"),
             engines=env.items(("piper",), "TTS_ENGINES"),
-            first_chunk_min_words=env.integer(2, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50),
-            first_chunk_max_words=env.integer(3, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100),
+            first_chunk_min_words=env.integer(
+                FIRST_MIN_WORDS, "TTS_FIRST_CHUNK_MIN_WORDS", low=1, high=50
+            ),
+            first_chunk_max_words=env.integer(
+                FIRST_MAX_WORDS, "TTS_FIRST_CHUNK_MAX_WORDS", low=1, high=100
+            ),
             frame_ms=env.integer(20, "TTS_FRAME_MS", low=20, high=40),
             threads=env.integer(1, "TTS_THREADS", low=0, high=64),
             edge_voice=env.text("en-US-AriaNeural", "EDGE_TTS_VOICE"),

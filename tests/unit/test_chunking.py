@@ -6,18 +6,33 @@ import random
 
 import pytest
 
-from services.tts.chunking import LONG_SENTENCE_WORDS, OPENING_WORDS, SpeakableChunker
+from services.tts.chunking import (
+    FIRST_MAX_WORDS,
+    FIRST_MIN_WORDS,
+    LONG_SENTENCE_WORDS,
+    OPENING_WORDS,
+    SpeakableChunker,
+)
+from services.tts.settings import TtsSettings
 
 pytestmark = pytest.mark.unit
 
+# A first chunk of 3 to 8 words, wider than the service's 2 to 3, so the rules of what follows
+# show on short texts; a test that needs other limits says so.
+WIDE = {"first_min_words": 3, "first_max_words": 8}
+
+
+def chunker_with(**options: int) -> SpeakableChunker:
+    return SpeakableChunker(**{**WIDE, **options})
+
 
 def chunk_whole(text: str, **options: int) -> list[str]:
-    chunker = SpeakableChunker(**options)
+    chunker = chunker_with(**options)
     return chunker.push(text) + chunker.flush()
 
 
 def chunk_pieces(pieces: list[str], **options: int) -> list[str]:
-    chunker = SpeakableChunker(**options)
+    chunker = chunker_with(**options)
     chunks: list[str] = []
     for piece in pieces:
         chunks += chunker.push(piece)
@@ -158,7 +173,7 @@ def test_a_dotted_abbreviation_does_not_end_a_sentence(text: str) -> None:
 
 
 def test_a_sentence_end_is_cut_only_once_the_following_whitespace_arrives() -> None:
-    chunker = SpeakableChunker()
+    chunker = chunker_with()
     assert chunker.push("The answer is 3.") == []
     # "3." might still become "3.5": no cut yet.
     assert chunker.push("5") == []
@@ -183,12 +198,12 @@ def test_a_newline_ends_a_chunk() -> None:
 
 
 def test_flush_returns_the_rest_once_and_empty_when_nothing_is_left() -> None:
-    chunker = SpeakableChunker()
+    chunker = chunker_with()
     assert chunker.push("Hello there my dear friend. And then") == ["Hello there my dear friend."]
     assert chunker.flush() == ["And then"]
     assert chunker.flush() == []
-    assert SpeakableChunker().flush() == []
-    whitespace_only = SpeakableChunker()
+    assert chunker_with().flush() == []
+    whitespace_only = chunker_with()
     assert whitespace_only.push("   \n ") == []
     assert whitespace_only.flush() == []
 
@@ -236,3 +251,14 @@ def test_streaming_matches_whole_on_generated_text() -> None:
         text = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 60)))
         options = {"first_min_words": rng.randint(1, 4), "first_max_words": rng.randint(4, 10)}
         assert chunk_pieces(list(text), **options) == chunk_whole(text, **options), text
+
+
+def test_the_defaults_are_the_services_first_chunk_of_two_to_three_words() -> None:
+    settings = TtsSettings.from_env({})
+    limits = (settings.first_chunk_min_words, settings.first_chunk_max_words)
+    assert limits == (FIRST_MIN_WORDS, FIRST_MAX_WORDS) == (2, 3)
+    assert SpeakableChunker().push("Sure thing, here is the plan. ") == [
+        "Sure thing,",
+        "here is the plan.",
+    ]
+    assert SpeakableChunker().push("Well, here is the plan. ") == ["Well, here is", "the plan."]
