@@ -70,6 +70,7 @@ class TurnDriver:
         self._idle = asyncio.Event()
         self._idle.set()
         self._state = machine.state.value
+        self._name = machine.policy.session_id
         metrics.session_states.labels(self._state).inc()
         self._handlers: dict[type, Callable[[Any], Any]] = {
             act.AskLlm: self._ask_llm,
@@ -99,7 +100,13 @@ class TurnDriver:
 
     async def run(self) -> None:
         while True:
-            await self.handle(await self._queue.get())
+            event = await self._queue.get()
+            try:
+                await self.handle(event)
+            except Exception:
+                # A bug or a broken encoder must cost the reply, not the session.
+                log.exception("%s: carrying out %s failed", self._name, type(event).__name__)
+                await self.handle(ev.ReplyBroke())
 
     async def handle(self, event: ev.Event) -> None:
         for action in self.machine.step(event, time.perf_counter()):

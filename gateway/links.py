@@ -11,7 +11,6 @@ requests queue behind the stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -103,8 +102,11 @@ class StageLink(Generic[Request, Response]):
         on_response: Callable[[Response], Awaitable[None]],
         on_down: Callable[[StageFailure], Awaitable[None]],
         on_up: Callable[[], Awaitable[None]],
+        *,
+        name: str = "",
     ) -> None:
         self.stage = stage
+        self._name = name
         self._open_call = open_call
         self._config = config
         self._serving = serving
@@ -143,8 +145,7 @@ class StageLink(Generic[Request, Response]):
             self._stream.close()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _supervise(self) -> StageFailure | None:
         backoff = RECONNECT_MIN_S
@@ -157,7 +158,13 @@ class StageLink(Generic[Request, Response]):
                 return failure
             if not self.down:
                 self.down = True
-                log.warning("%s stream broke (%s)", self.stage, failure)
+                log.warning(
+                    "session %s: %s stream broke (%s: %s)",
+                    self._name,
+                    self.stage,
+                    failure.code.name,
+                    failure.details,
+                )
                 await self._on_down(failure)
             while not await self._serving():
                 if self._closing:
@@ -169,7 +176,6 @@ class StageLink(Generic[Request, Response]):
             backoff = RECONNECT_MIN_S
             self.open()
             self.down = False
-            log.info("%s stream reopened", self.stage)
             await self._on_up()
 
     async def _read(self, stream: _Stream[Request, Response]) -> StageFailure:

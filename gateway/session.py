@@ -9,7 +9,6 @@ docs/gateway.md for the path of the data and the machine's states.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -88,13 +87,12 @@ class Session:
                     "please reconnect shortly",
                 )
                 await self.close(code=1011, reason="upstream unavailable")
-            elif reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.gather(reader, return_exceptions=True)
             await self._stop()
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]
 
     async def _ready(self) -> None:
         transport = self._transport
@@ -175,7 +173,7 @@ class Session:
         async def serving() -> bool:
             return await self._upstreams.serving(stage)
 
-        return StageLink(stage, open_call, config, serving, handle, down, up)
+        return StageLink(stage, open_call, config, serving, handle, down, up, name=self.id)
 
     def _stt_config(self) -> stt_pb2.TranscribeRequest:
         # The new stream's time 0 is the next sample sent to it.
@@ -272,16 +270,22 @@ class Session:
     # ----------------------------------------------------------------- the end
 
     async def _stop(self) -> None:
-        driver_task = self._tasks[0] if self._tasks else None
-        if driver_task is not None:
-            driver_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await driver_task
-        if self._driver is not None:
-            # The machine cancels what still runs (its requests go out before the links close).
-            await self._driver.close()
-        for link in self._links.values():
-            await link.close()
+        """Stop everything, whatever failed before: the links always close."""
+        try:
+            if self._tasks:
+                self._tasks[0].cancel()  # the driver
+                await asyncio.gather(self._tasks[0], return_exceptions=True)
+            if self._driver is not None:
+                # The machine cancels what still runs (its requests go out before links close).
+                await self._driver.close()
+        except Exception:
+            log.exception("session %s: closing the turn machine failed", self.id)
+        finally:
+            for link in self._links.values():
+                try:
+                    await link.close()
+                except Exception:
+                    log.exception("session %s: closing the %s link failed", self.id, link.stage)
 
     async def drain(self, timeout_s: float) -> None:
         """Let the current reply finish, then close the socket with 1001 (going away)."""

@@ -137,7 +137,8 @@ class BrowserTransport:
         elif isinstance(output, OpenAudio):
             self._audio_out = audio_out(self.codec, output.sample_rate)
         elif isinstance(output, CloseAudio):
-            for frame in await self._audio_out.flush():
+            out, self._audio_out = self._audio_out, Pcm16Out()
+            for frame in await out.flush():
                 await self._send_bytes(frame)
 
     async def send_event(self, kind: str, **fields: Any) -> None:

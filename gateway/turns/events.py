@@ -103,6 +103,11 @@ class SessionClosed:
     pass
 
 
+@dataclass(frozen=True)
+class ReplyBroke:
+    """Carrying out the current reply's actions failed (a bug, an encoder error)."""
+
+
 Event = (
     SpeechStarted
     | SpeechPaused
@@ -118,4 +123,5 @@ Event = (
     | StageUp
     | SpeechForgotten
     | SessionClosed
+    | ReplyBroke
 )

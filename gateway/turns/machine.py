@@ -6,6 +6,7 @@
       ▲                          │  ▲   (early reply held from the pause)   │ first audio sent
       │ playback over            │  └──────────────── barge-in ◀──┐        ▼
       └──────────────────────────┴──────────────────────────── AGENT_SPEAKING
+        (playback over: also from THINKING, after a reply that failed or had no audio)
 ```
 
 ``step(event, now)`` takes one event (gateway/turns/events.py) with the time it happened and
@@ -68,6 +69,7 @@ class TurnMachine:
             ev.StageUp: lambda e: self._down.discard(e.stage),
             ev.SpeechForgotten: self._speech_forgotten,
             ev.SessionClosed: self._closed,
+            ev.ReplyBroke: self._reply_broke,
         }
 
     @property
@@ -116,7 +118,8 @@ class TurnMachine:
         if not self._agent_busy() or not self.policy.barge_in.ignores(event.duration_s):
             return False
         if event.final:
-            self._log("info", f"ignored a {event.duration_s:.2f}s sound while the agent spoke")
+            sid, duration = self.policy.session_id, event.duration_s
+            self._log("info", f"{sid}: ignored a {duration:.2f}s sound while the agent spoke")
             self._overlapping = None
         return True
 
@@ -269,6 +272,7 @@ class TurnMachine:
             return
         self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
         reply.playback.sample_rate = event.sample_rate
+        reply.audio_opened = True
         self._output(reply, act.OpenAudio(event.sample_rate))
         start = self._client_event(
             "audio_start", turn_id=reply.turn_id, sample_rate=event.sample_rate
@@ -312,7 +316,8 @@ class TurnMachine:
         if reply.finished or reply.failed or not reply.audio_done or reply.is_held:
             return
         reply.timeline.mark("pipeline_complete", self._now)
-        self._output(reply, act.CloseAudio())
+        if reply.audio_opened:
+            self._output(reply, act.CloseAudio())
         self._output(reply, self._client_event("audio_end", turn_id=reply.turn_id))
         waterfall = reply.timeline.waterfall_ms()
         self._output(
@@ -353,6 +358,21 @@ class TurnMachine:
         )
         self._finish(reply, "failed")
         self._emit(act.Count("turns", "error"))
+
+    def _reply_broke(self, _event: ev.ReplyBroke) -> None:
+        """Carrying out the reply's actions failed: it ends, the session goes on."""
+        reply = self.reply
+        if reply is None or reply.finished:
+            return
+        reply.failed = True
+        self._cancel_stages(reply)
+        reply.drop_held()
+        self._event(
+            "error", code="turn_failed", message="the agent could not answer", turn_id=reply.turn_id
+        )
+        self._finish(reply, "failed")
+        self._emit(act.Count("turns", "error"))
+        self._set_state(State.LISTENING)
 
     def _cancel_stages(self, reply: Reply) -> None:
         heard = reply.playback.heard_text(self._now)
@@ -438,4 +458,4 @@ class TurnMachine:
         self._out.append(action)
 
     def _log(self, level: str, message: str) -> None:
-        self._emit(act.Log(level, f"{self.policy.session_id}: {message}"))
+        self._emit(act.Log(level, message))

@@ -7,19 +7,14 @@ barge-in) replaces or extends one of these.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_NOT_WORD = re.compile(r"[^\w']+")
+from voice.text import normalize_transcript
 
 
 def same_words(a: str, b: str) -> bool:
-    """Whether two transcripts say the same words (case and punctuation aside)."""
-
-    def words(text: str) -> list[str]:
-        return [w.strip("'") for w in _NOT_WORD.sub(" ", text.lower()).split() if w.strip("'")]
-
-    return words(a) == words(b)
+    """Whether two transcripts say the same words (case, punctuation, digits aside)."""
+    return normalize_transcript(a) == normalize_transcript(b)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class Reply:
     failed: bool = False
     finished: bool = False
     linked: bool = False
+    # Whether the reply's audio began (an OpenAudio went out or is held): only then it ends.
+    audio_opened: bool = False
     held: list[ClientOutput] | None = None
     playback: Playback = field(default_factory=Playback)
 

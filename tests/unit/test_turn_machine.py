@@ -451,3 +451,29 @@ def test_early_thinking_answers_sooner_on_the_same_stages() -> None:
     assert with_early == pytest.approx(660.0)
     # Without: asked at 1.5, audio at 2.0.
     assert without == pytest.approx(1000.0)
+
+
+def test_a_reply_without_audio_ends_without_closing_audio_it_never_opened() -> None:
+    m = machine(early=False)
+    m.step(ev.SpeechStarted("u1"), 0.2)
+    a = only(m.step(final("hello", 1.0), 1.5), act.AskLlm)[0].attempt
+    m.step(ev.ReplyDone(a, error="unavailable: no provider"), 1.6)
+    out = m.step(ev.SpeechAudioEnded(a), 1.7)
+    assert "CloseAudio" not in kinds(out)
+    assert [k for k in kinds(out) if k.startswith("event:")] == [
+        "event:audio_end",
+        "event:turn_complete",
+    ]
+    over = timer(out, "playback_over")
+    assert kinds(m.step(ev.TimerExpired(over.timer), 1.7)) == ["state:listening"]
+
+
+def test_a_reply_that_broke_fails_with_turn_failed_and_the_machine_listens() -> None:
+    m, attempt, _ = speaking_machine()
+    out = m.step(ev.ReplyBroke(), 2.2)
+    assert only(out, act.CancelLlm)[0].attempt == attempt
+    error = only(out, act.SendEvent)[0]
+    assert error.type == "error" and error.fields["code"] == "turn_failed"
+    assert "finished:failed" in kinds(out) and "count:turns:error" in kinds(out)
+    assert m.state is State.LISTENING
+    assert m.step(ev.ReplyBroke(), 2.3) == []
