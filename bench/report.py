@@ -13,11 +13,13 @@ from tools.wer import word_errors
 
 GOAL_P90_MS = 800.0
 # The moments of a streaming turn, in the order the stacked bars show them.
+# The gateway's moments count from stt's end of speech (where its VAD says the speech ended);
+# the client's from the clip's acoustic end, usually earlier: the grey bar holds that gap too.
 SEGMENTS = (
-    ("llm_start", "end of speech -> LLM start", "#8fb3d9"),
+    ("llm_start", "stt's end of speech -> LLM start", "#8fb3d9"),
     ("llm_first_token", "LLM first token", "#e0a458"),
-    ("first_audio_sent", "TTS first audio", "#7fb685"),
-    ("client_first_frame", "to the client", "#c9c9c9"),
+    ("first_audio_sent", "TTS first audio (gateway sends)", "#7fb685"),
+    ("client_first_frame", "to the client, + acoustic vs stt's end", "#c9c9c9"),
     ("client_first_audio", "until audible", "#8c6bb1"),
 )
 
@@ -265,7 +267,7 @@ def plot(modes: dict[str, dict[str, Any]], path: Path) -> None:
             )
     bars.set_yticks(range(len(turns)), [t["clip"][:22] for t in turns], fontsize=7)
     bars.axvline(GOAL_P90_MS, color="green", linestyle="--")
-    bars.set_xlabel("ms after the end of speech")
+    bars.set_xlabel("ms after the end of speech (gateway: stt's; client: the acoustic end)")
     bars.set_title("Where each streaming turn's time goes")
     bars.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
