@@ -154,4 +154,8 @@ bench-stt: install ## Streaming stt on real speech: WER, RTF, word->partial, end
 bench-peer: install ## This project vs a stock Pipecat 1.14 pipeline, same models and clips (LIMIT=n; makes .venv-peer/)
 	@$(PY) -m bench.peer --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
 
+.PHONY: bench-turns
+bench-turns: install ## Turn taking on real speech, silence vs punctuation: cut-offs, delay (PAUSES=ms,... LIMIT=n)
+	@$(PY) -m bench.turns --corpus $(CORPUS) $(if $(PAUSES),--pauses $(PAUSES),) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
+
 k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline

@@ -216,6 +216,10 @@ class TurnDriver:
             if action.ending == "complete":
                 span.set_attribute("llm.provider", action.provider)
             span.set_attribute("voice.turn_number", action.number)
+            if action.end_reason:
+                span.set_attribute("voice.end_of_turn.reason", action.end_reason)
+            if action.end_score is not None:
+                span.set_attribute("voice.end_of_turn.score", action.end_score)
             for name, at in sorted(action.marks.items(), key=lambda item: item[1]):
                 span.add_event(name, timestamp=wall_ns(at, offset))
             if action.ending != "complete":

@@ -25,7 +25,7 @@ from gateway.stage_events import from_llm, from_stt, from_tts
 from gateway.transports.base import ClientAudio, ClientStop, StartRequest, Transport
 from gateway.turns import events as ev
 from gateway.turns.machine import TurnMachine
-from gateway.turns.policy import BargeIn, EarlyThinking, ReplyStyle, TurnPolicy
+from gateway.turns.policy import BargeIn, EarlyThinking, EndOfTurn, ReplyStyle, TurnPolicy
 from gateway.upstream import Upstreams
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 
@@ -41,6 +41,7 @@ class SessionOptions:
     voice: str
     serial: bool
     early_thinking: bool
+    end_of_turn: str
 
 
 def new_session_id() -> str:
@@ -62,7 +63,7 @@ class Session:
         self._settings = settings
         self._metrics = metrics
         self._options = SessionOptions(
-            "", "", settings.pipeline == "serial", settings.early_thinking
+            "", "", settings.pipeline == "serial", settings.early_thinking, settings.end_of_turn
         )
         self._clock = ArrivalClock(transport.input_rate)
         self._links: dict[str, StageLink[Any, Any]] = {}
@@ -124,6 +125,7 @@ class Session:
             options.serial = request.pipeline == "serial"
         if request.early_thinking is not None:
             options.early_thinking = request.early_thinking
+        options.end_of_turn = request.end_of_turn or options.end_of_turn
         self._open_links()
         # The stages check what they serve (stt the language, tts the voice) before `ready`.
         for code, text in await self._accepted():
@@ -178,10 +180,13 @@ class Session:
     def _stt_config(self) -> stt_pb2.TranscribeRequest:
         # The new stream's time 0 is the next sample sent to it.
         self._clock.restart(self._transport.input_rate)
+        end_of_turn = self._end_of_turn()
         config = stt_pb2.TranscribeConfig(
             session_id=self.id,
             sample_rate=self._transport.input_rate,
             language=self._options.language,
+            # Deciding at the pause itself, the gateway asks stt to wait longer for the rest.
+            end_of_turn_ms=end_of_turn.max_silence_ms if end_of_turn.decides_at_pause else 0,
         )
         return stt_pb2.TranscribeRequest(config=config)
 
@@ -221,6 +226,9 @@ class Session:
             pending = retry
         return refusals
 
+    def _end_of_turn(self) -> EndOfTurn:
+        return EndOfTurn(self._options.end_of_turn, self._settings.end_of_turn_max_ms)
+
     def _start_links(self) -> None:
         options = self._options
         policy = TurnPolicy(
@@ -229,6 +237,7 @@ class Session:
             barge_in=BargeIn(self._settings.barge_in_ms / 1000),
             style=ReplyStyle(options.serial),
             stage_timeout_s=self._settings.turn_timeout_s,
+            end_of_turn=self._end_of_turn(),
         )
         links = self._links
         senders = StageSenders(links["stt"].send, links["llm"].send, links["tts"].send)

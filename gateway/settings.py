@@ -26,6 +26,8 @@ class GatewaySettings:
     pipeline: str
     barge_in_ms: int
     early_thinking: bool
+    end_of_turn: str
+    end_of_turn_max_ms: int
     idle_timeout_s: float
     turn_timeout_s: float
     drain_timeout_s: float
@@ -52,6 +54,10 @@ class GatewaySettings:
             pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
             barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
             early_thinking=env.flag(True, "GATEWAY_EARLY_THINKING"),
+            end_of_turn=env.text(
+                "silence", "GATEWAY_END_OF_TURN", choices=("silence", "punctuation")
+            ),
+            end_of_turn_max_ms=env.integer(1000, "GATEWAY_END_OF_TURN_MAX_MS", low=200, high=10000),
             idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
             turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
             drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),

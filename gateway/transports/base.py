@@ -20,6 +20,7 @@ class StartRequest:
     language: str = ""
     pipeline: str = ""
     early_thinking: bool | None = None
+    end_of_turn: str = ""
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ class BrowserTransport:
             language=message.language,
             pipeline=message.pipeline,
             early_thinking=message.early_thinking,
+            end_of_turn=message.end_of_turn,
         )
 
     def rates_for(self, request: StartRequest) -> tuple[int, int]:

@@ -33,6 +33,8 @@ class Start:
     early_thinking: bool | None = None
     # "pcm16" (the default) or "opus": one raw Opus packet per binary frame, both ways.
     codec: str = ""
+    # How the user's turn ends: "silence" or "punctuation" ("": the gateway's setting).
+    end_of_turn: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def _text(value: Any, field: str, limit: int = 64) -> str:
 
 
 PIPELINES = ("streaming", "serial")
+END_OF_TURN_RULES = ("silence", "punctuation")
 CODECS = ("pcm16", "opus")
 
 
@@ -111,6 +114,7 @@ def parse_client_message(raw: str) -> ClientMessage:
             pipeline=_choice(data.get("pipeline"), "pipeline", PIPELINES),
             early_thinking=_flag(data.get("early_thinking"), "early_thinking"),
             codec=_codec(data),
+            end_of_turn=_choice(data.get("end_of_turn"), "end_of_turn", END_OF_TURN_RULES),
         )
     if kind == "stop":
         return Stop()

@@ -130,6 +130,9 @@ class ReplyFinished:
     ending: str
     marks: dict[str, float]
     provider: str = ""
+    # Why the user's turn ended: the end-of-turn rule's reason ("silence", "complete") and score.
+    end_reason: str = ""
+    end_score: float | None = None
 
 
 @dataclass(frozen=True)

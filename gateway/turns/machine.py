@@ -40,6 +40,11 @@ class TurnMachine(ReplySteps):
         self._turns = 0
         self._attempts = 0
         self._end_of_turn_at: float | None = None
+        # Why the turn ended (the policy's reason and score), for the event, trace and waterfall.
+        self._end_reason: tuple[str, float | None] = ("silence", None)
+        # The utterance the machine ended itself (at a pause): stt's own end for it is old news.
+        self._decided_utterance: str | None = None
+        self._decided_text = ""
         # The utterance that began while the agent was busy (a barge-in, if it lasts).
         self._overlapping: str | None = None
         self._timers = Timers()
@@ -82,6 +87,8 @@ class TurnMachine(ReplySteps):
 
     def _speech_started(self, event: ev.SpeechStarted) -> None:
         self._event("speech_started", turn_id=self.next_turn_id)
+        if event.utterance_id == self._decided_utterance:
+            self._decided_utterance = None  # the user went on: what stt says next is new
         if event.resumed:
             self._discard_early_reply()
         if self._agent_busy():
@@ -94,7 +101,10 @@ class TurnMachine(ReplySteps):
 
     def _user_turn_ended(self, event: ev.UserTurnEnded) -> None:
         self._cancel_timer(BARGE_IN)
+        if event.utterance_id and event.utterance_id == self._decided_utterance:
+            return
         self._end_of_turn_at = event.decided_at
+        self._end_reason = ("silence", None)
 
     def _speech_forgotten(self, _event: ev.SpeechForgotten) -> None:
         self._cancel_timer(BARGE_IN)
@@ -118,9 +128,20 @@ class TurnMachine(ReplySteps):
     def _transcript(self, event: ev.TranscriptReceived) -> None:
         if self._ignores(event):
             return
-        self._event("transcript", text=event.text, final=event.final, turn_id=self.next_turn_id)
         text = event.text.strip()
         policy = self.policy
+        if event.utterance_id and event.utterance_id == self._decided_utterance:
+            if not event.final:
+                return
+            self._decided_utterance = None
+            if policy.early_thinking.confirms(self._decided_text, text):
+                return  # stt's own final for the turn the machine ended at the pause
+        if event.at_pause and text and policy.end_of_turn.decides_at_pause:
+            complete, score = policy.end_of_turn.is_complete(text)
+            if complete:
+                self._end_at_pause(event, text, score)
+                return
+        self._event("transcript", text=event.text, final=event.final, turn_id=self.next_turn_id)
         if policy.style.allows_early_start and policy.early_thinking.starts_on(
             text, event.at_pause
         ):
@@ -146,15 +167,47 @@ class TurnMachine(ReplySteps):
             self._discard_early_reply()
             self._set_state(State.LISTENING)
 
+    def _end_at_pause(self, event: ev.TranscriptReceived, text: str, score: float) -> None:
+        """The words at the pause are a complete turn: it ends now, not after the long silence.
+
+        The client gets the pause's text as the turn's final transcript; stt's own end of turn
+        and final for this utterance are then dropped (unless the user goes on).
+        """
+        self._event("transcript", text=event.text, final=True, turn_id=self.next_turn_id)
+        self._decided_utterance, self._decided_text = event.utterance_id, text
+        self._overlapping = None
+        self._cancel_timer(BARGE_IN)
+        self._end_of_turn_at = self._now
+        self._end_reason = ("complete", score)
+        reply = self.reply
+        if reply is not None and reply.early and reply.is_held:
+            if self.policy.early_thinking.confirms(reply.text, text):
+                self._confirm_early(reply)
+                return
+            self._discard_early_reply()
+        if self._start_reply(event, early=False):
+            self._set_state(State.THINKING)
+
     # ----------------------------------------------------------------- replies
 
-    def _count_turn(self, timeline: Timeline) -> None:
-        """The user's turn is confirmed: it gets its number and its end-of-turn moments."""
+    def _count_turn(self, timeline: Timeline) -> tuple[str, float | None]:
+        """The user's turn is confirmed: it gets its number and its end-of-turn moments.
+
+        Returns why it ended (the reason and the policy's score)."""
         self._turns += 1
         timeline.mark("stt_complete", self._now)
+        reason, score = self._end_reason
         if self._end_of_turn_at is not None:
             timeline.mark("end_of_turn", self._end_of_turn_at)
             self._end_of_turn_at = None
+        self._event(
+            "end_of_turn",
+            turn_id=f"{self.policy.session_id}-{self._turns}",
+            reason=reason,
+            score=score,
+        )
+        self._end_reason = ("silence", None)
+        return reason, score
 
     def _start_reply(self, event: ev.TranscriptReceived, *, early: bool) -> bool:
         """Start a reply to the transcript; False when a stage is down (the client is told)."""
@@ -174,8 +227,7 @@ class TurnMachine(ReplySteps):
         sid = self.policy.session_id
         number = self._turns + 1
         timeline = Timeline(event.speech_end_at)
-        if not early:
-            self._count_turn(timeline)
+        ended = None if early else self._count_turn(timeline)
         serial = self.policy.style.holds_until_audio_done
         reply = Reply(
             attempt=f"{sid}-a{self._attempts}",
@@ -187,6 +239,7 @@ class TurnMachine(ReplySteps):
             early=early,
             serial=serial,
             held=[] if early or serial else None,
+            ended=ended,
         )
         self.reply = reply
         self._emit(
@@ -203,7 +256,7 @@ class TurnMachine(ReplySteps):
         return True
 
     def _confirm_early(self, reply: Reply) -> None:
-        self._count_turn(reply.timeline)
+        reply.ended = self._count_turn(reply.timeline)
         reply.early = False
         self._emit(act.Count("early_starts", "confirmed"))
         self._set_state(State.THINKING)

@@ -42,6 +42,49 @@ class BargeIn:
         return duration_s < self.min_speech_s
 
 
+# Last words after which an utterance is not over, whatever its punctuation.
+OPEN_ENDINGS = frozenset(
+    {"um", "uh", "er", "erm", "hmm", "and", "but", "or", "so", "because", "to", "a", "an"}
+    | {"the", "of", "for", "with", "my", "your", "if", "that"}
+)
+END_OF_TURN_RULES = ("silence", "punctuation")
+
+
+@dataclass(frozen=True)
+class EndOfTurn:
+    """When the user's turn is over.
+
+    ``silence``: when stt has heard ``STT_END_OF_TURN_MS`` of silence after the speech (the
+    rule every turn used before). ``punctuation``: also at the first pause (``STT_PAUSE_MS``),
+    when the text decoded there reads as a complete turn by Whisper's own punctuation (it ends
+    in ".", "?" or "!", not "...", and not on a word that leaves it open, such as "and" or
+    "um"); an utterance that does not read as complete waits for a longer silence, at most
+    ``max_silence_ms`` (sent to stt as the stream's end-of-turn silence).
+    """
+
+    rule: str = "silence"
+    max_silence_ms: int = 1000
+    threshold: float = 0.5
+
+    @property
+    def decides_at_pause(self) -> bool:
+        return self.rule != "silence"
+
+    def completeness(self, text: str) -> float:
+        """How complete the words read as a turn, from 0 (open) to 1 (a question)."""
+        text = text.strip()
+        words = normalize_transcript(text).split()
+        if not words or words[-1] in OPEN_ENDINGS or text.endswith(("...", "…", ",", "-")):
+            return 0.0
+        if text.endswith("?"):
+            return 1.0
+        return 0.8 if text.endswith((".", "!")) else 0.0
+
+    def is_complete(self, text: str) -> tuple[bool, float]:
+        score = self.completeness(text)
+        return score >= self.threshold, score
+
+
 @dataclass(frozen=True)
 class ReplyStyle:
     """Streaming (the product) or serial (the baseline voice pipelines had before streaming:
@@ -68,5 +111,6 @@ class TurnPolicy:
     early_thinking: EarlyThinking = EarlyThinking()
     barge_in: BargeIn = BargeIn()
     style: ReplyStyle = ReplyStyle()
+    end_of_turn: EndOfTurn = EndOfTurn()
     # A stage that sends nothing for this long fails the reply (``stage_timeout``).
     stage_timeout_s: float = 30.0

@@ -158,6 +158,7 @@ class ReplySteps:
                 ending,
                 dict(reply.timeline.marks),
                 reply.provider,
+                *(reply.ended or ("", None)),
             )
         )
         if ending in ("complete", "failed"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import grpc
 
@@ -31,6 +32,8 @@ from voice.streams import open_stream, sample_rate
 from voice.v1 import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+MAX_END_OF_TURN_MS = 10_000
 
 _KIND_TO_PROTO = {
     SpeechEventKind.SPEECH_STARTED: stt_pb2.SpeechEvent.KIND_SPEECH_STARTED,
@@ -116,9 +119,9 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         opened = await open_stream(request_iterator, context, self._accept)
         if opened is None:
             return
-        session_id, rate, language = opened
+        session_id, rate, language, config = opened
         stream = TranscriptionStream(
-            self.pool, self._vad_factory, self._config, self._vad_executor, language
+            self.pool, self._vad_factory, config, self._vad_executor, language
         )
         self.active_streams += 1
         log.info(
@@ -142,9 +145,10 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
             self.active_streams -= 1
             log.info("stream closed (session %s, %d active)", session_id, self.active_streams)
 
-    def _accept(self, config: stt_pb2.TranscribeConfig) -> tuple[str, int, str]:
-        """The stream's session id, sample rate and language, or why it is refused."""
+    def _accept(self, config: stt_pb2.TranscribeConfig) -> tuple[str, int, str, StreamConfig]:
+        """The stream's session id, sample rate, language and settings, or why it is refused."""
         rate = sample_rate(config.sample_rate, MODEL_SAMPLE_RATE)
+        stream_config = self._stream_config(config.end_of_turn_ms)
         try:
             language = stream_language(config.language, self._decoder)
         except ValueError as error:
@@ -153,7 +157,20 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
             raise ResourceExhaustedError(
                 f"stt is serving its maximum of {self.max_streams} streams (STT_MAX_STREAMS)"
             )
-        return config.session_id, rate, language
+        return config.session_id, rate, language, stream_config
+
+    def _stream_config(self, end_of_turn_ms: int) -> StreamConfig:
+        """The service's stream settings, with the stream's own end-of-turn silence if it asks."""
+        if not end_of_turn_ms:
+            return self._config
+        pause_ms = round(self._config.endpoint.pause_s * 1000)
+        if not pause_ms <= end_of_turn_ms <= MAX_END_OF_TURN_MS:
+            raise InvalidRequestError(
+                f"end_of_turn_ms must be from the pause ({pause_ms} ms, STT_PAUSE_MS) to "
+                f"{MAX_END_OF_TURN_MS} (got {end_of_turn_ms})"
+            )
+        endpoint = replace(self._config.endpoint, end_of_turn_s=end_of_turn_ms / 1000)
+        return replace(self._config, endpoint=endpoint)
 
     @staticmethod
     async def _inputs(

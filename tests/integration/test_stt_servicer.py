@@ -60,11 +60,13 @@ def _silence(seconds: float, rate: int = RATE) -> bytes:
 
 
 async def _transcribe(
-    channel: grpc.aio.Channel, pcm: bytes, rate: int = RATE
+    channel: grpc.aio.Channel, pcm: bytes, rate: int = RATE, end_of_turn_ms: int = 0
 ) -> list[stt_pb2.TranscribeResponse]:
     async def requests() -> AsyncIterator[stt_pb2.TranscribeRequest]:
         yield stt_pb2.TranscribeRequest(
-            config=stt_pb2.TranscribeConfig(session_id="t", sample_rate=rate)
+            config=stt_pb2.TranscribeConfig(
+                session_id="t", sample_rate=rate, end_of_turn_ms=end_of_turn_ms
+            )
         )
         step = rate // 50 * 2
         for start in range(0, len(pcm), step):
@@ -238,3 +240,29 @@ async def test_a_stream_that_does_not_open_with_a_usable_config_is_refused(
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details() == details
     assert servicer.active_streams == 0
+
+
+async def test_a_stream_can_ask_for_a_longer_end_of_turn_silence() -> None:
+    # 0.6 s of silence: the service's 0.4 s ends the turn, a stream's own 1.0 s does not.
+    pcm = _silence(0.3) + _tone(0.8) + _silence(0.6) + _tone(0.5) + _silence(1.5)
+    async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
+        default = await _transcribe(channel, pcm)
+        longer = await _transcribe(channel, pcm, end_of_turn_ms=1000)
+    assert [k for k in _kinds(default) if k != "PARTIAL"].count("FINAL") == 2
+    kinds = [k for k in _kinds(longer) if k != "PARTIAL"]
+    assert kinds.count("FINAL") == 1 and "KIND_SPEECH_RESUMED" in kinds
+    end = next(
+        r.speech_event
+        for r in longer
+        if r.speech_event.kind == stt_pb2.SpeechEvent.KIND_END_OF_TURN
+    )
+    assert end.stream_time_s - end.speech_end_s == pytest.approx(1.0, abs=0.07)
+
+
+@pytest.mark.parametrize("end_of_turn_ms", [100, 20_000])
+async def test_an_end_of_turn_silence_out_of_range_is_refused(end_of_turn_ms: int) -> None:
+    async with serving(_register(FakeDecoder())) as channel:  # type: ignore[arg-type]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _transcribe(channel, b"", end_of_turn_ms=end_of_turn_ms)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "end_of_turn_ms" in (refused.value.details() or "")

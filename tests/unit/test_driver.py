@@ -75,7 +75,7 @@ async def test_requests_go_to_the_stages_with_the_replys_attempt_and_trace() -> 
     assert link.control.utterance_id == "u1"
     await d.handle(ev.ReplyText(attempt, "Hi."))
     assert sent["tts"][0].text.text == "Hi." and sent["tts"][0].text.turn_id == attempt
-    assert transport.events() == ["speech_started", "transcript", "agent_text"]
+    assert transport.events() == ["speech_started", "transcript", "end_of_turn", "agent_text"]
     await d.close()
 
 

@@ -14,7 +14,7 @@ import pytest
 from gateway.turns import actions as act
 from gateway.turns import events as ev
 from gateway.turns.machine import State, TurnMachine
-from gateway.turns.policy import BargeIn, EarlyThinking, ReplyStyle, TurnPolicy
+from gateway.turns.policy import BargeIn, EarlyThinking, EndOfTurn, ReplyStyle, TurnPolicy
 
 pytestmark = pytest.mark.unit
 
@@ -101,6 +101,7 @@ def test_a_turn_from_speech_to_playback_over() -> None:
     out = m.step(final("What's the weather?", 1.0), 1.52)
     assert kinds(out) == [
         "event:transcript",
+        "event:end_of_turn",
         "ReplyStarted",
         "LinkUtterance",
         "AskLlm",
@@ -108,6 +109,8 @@ def test_a_turn_from_speech_to_playback_over() -> None:
         "SetTimer:tts_quiet",
         "state:thinking",
     ]
+    end = only(out, act.SendEvent)[1]
+    assert end.fields == {"turn_id": f"{SID}-1", "reason": "silence", "score": None}
     ask = only(out, act.AskLlm)[0]
     assert ask == act.AskLlm(f"{SID}-a1", "What's the weather?")
     assert only(out, act.SendEvent)[0].fields["turn_id"] == f"{SID}-1"
@@ -194,6 +197,7 @@ def test_an_early_reply_is_held_then_released_in_order_when_the_final_agrees() -
     out = m.step(final("Turn on the lights", 1.0), 1.55)
     assert kinds(out) == [
         "event:transcript",
+        "event:end_of_turn",
         "count:early_starts:confirmed",
         "state:thinking",
         "LinkUtterance",
@@ -477,3 +481,77 @@ def test_a_reply_that_broke_fails_with_turn_failed_and_the_machine_listens() -> 
     assert "finished:failed" in kinds(out) and "count:turns:error" in kinds(out)
     assert m.state is State.LISTENING
     assert m.step(ev.ReplyBroke(), 2.3) == []
+
+
+# --------------------------------------------------------------------------- end of turn
+
+
+def punctuation_machine() -> TurnMachine:
+    return TurnMachine(
+        TurnPolicy(session_id=SID, end_of_turn=EndOfTurn("punctuation", max_silence_ms=1000))
+    )
+
+
+def test_a_complete_question_ends_the_turn_at_the_pause() -> None:
+    m = punctuation_machine()
+    m.step(ev.SpeechStarted("u1"), 0.2)
+    out = m.step(at_pause("What's the weather like?", 1.0), 1.2)
+    assert kinds(out) == [
+        "event:transcript",
+        "event:end_of_turn",
+        "ReplyStarted",
+        "LinkUtterance",
+        "AskLlm",
+        "SetTimer:llm_quiet",
+        "SetTimer:tts_quiet",
+        "state:thinking",
+    ]
+    transcript, end = only(out, act.SendEvent)
+    assert transcript.fields["final"] is True
+    assert end.fields == {"turn_id": f"{SID}-1", "reason": "complete", "score": 1.0}
+    assert m.reply is not None and m.reply.timeline.marks["end_of_turn"] == 1.2
+    # stt's own end of turn and final for the same utterance change nothing.
+    assert m.step(ev.UserTurnEnded("u1", 1.6), 1.6) == []
+    assert m.step(final("What's the weather like?", 1.0), 1.65) == []
+    assert m.reply.timeline.marks["end_of_turn"] == 1.2
+
+
+def test_words_that_leave_the_turn_open_wait_for_more() -> None:
+    m = punctuation_machine()
+    m.step(ev.SpeechStarted("u1"), 0.2)
+    out = m.step(at_pause("I'd like to book a.", 1.0), 1.2)
+    assert "event:end_of_turn" not in kinds(out)
+    assert only(out, act.ReplyStarted)[0].early  # early thinking as before, held
+    m.step(ev.SpeechStarted("u1", resumed=True), 1.6)
+    out = m.step(at_pause("I'd like to book a table for two.", 3.0), 3.2)
+    end = [e for e in only(out, act.SendEvent) if e.type == "end_of_turn"]
+    assert end and end[0].fields["reason"] == "complete"
+    assert only(out, act.AskLlm)[0].text == "I'd like to book a table for two."
+
+
+def test_a_user_who_goes_on_after_the_decision_gets_a_new_turn_with_all_the_words() -> None:
+    m = punctuation_machine()
+    m.step(ev.SpeechStarted("u1"), 0.2)
+    first = only(m.step(at_pause("One.", 0.6), 0.8), act.AskLlm)[0]
+    m.step(ev.SpeechStarted("u1", resumed=True), 1.0)
+    out = m.step(final("One. Two. Three.", 2.0), 2.6)
+    assert only(out, act.CancelLlm)[0].attempt == first.attempt
+    assert "event:interrupted" in kinds(out)
+    assert only(out, act.AskLlm)[0].text == "One. Two. Three."
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        ("What's the weather like?", 1.0),
+        ("Turn on the lights.", 0.8),
+        ("I'd like to book a", 0.0),
+        ("I'd like to book a.", 0.0),
+        ("one, two,", 0.0),
+        ("Um.", 0.0),
+        ("And so...", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_punctuation_completeness(text: str, score: float) -> None:
+    assert EndOfTurn("punctuation").completeness(text) == score

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voice.v1 import audio_pb2 as voice_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/stt.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\xa3\x01\n\x11TranscribeRequest\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.voice.v1.TranscribeConfigH\x00\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x14.voice.v1.AudioChunkH\x00\x12.\n\x07\x63ontrol\x18\x03 \x01(\x0b\x32\x1b.voice.v1.TranscribeControlH\x00\x42\t\n\x07request\"M\n\x10TranscribeConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08language\x18\x03 \x01(\t\"\xd2\x01\n\x11TranscribeControl\x12\x32\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\".voice.v1.TranscribeControl.Action\x12-\n\rtrace_context\x18\x02 \x01(\x0b\x32\x16.voice.v1.TraceContext\x12\x14\n\x0cutterance_id\x18\x03 \x01(\t\"D\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_FLUSH\x10\x01\x12\x10\n\x0c\x41\x43TION_RESET\x10\x02\"x\n\x12TranscribeResponse\x12*\n\ntranscript\x18\x01 \x01(\x0b\x32\x14.voice.v1.TranscriptH\x00\x12-\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x15.voice.v1.SpeechEventH\x00\x42\x07\n\x05\x65vent\"\xa7\x01\n\nTranscript\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x13\n\x0bstable_text\x18\x04 \x01(\t\x12\x16\n\x0espeech_start_s\x18\x05 \x01(\x01\x12\x14\n\x0cspeech_end_s\x18\x06 \x01(\x01\x12\x11\n\tdecode_ms\x18\x07 \x01(\x01\x12\x10\n\x08\x61t_pause\x18\x08 \x01(\x08\"\xf0\x01\n\x0bSpeechEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.voice.v1.SpeechEvent.Kind\x12\x14\n\x0cutterance_id\x18\x02 \x01(\t\x12\x15\n\rstream_time_s\x18\x03 \x01(\x01\x12\x14\n\x0cspeech_end_s\x18\x04 \x01(\x01\"t\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13KIND_SPEECH_STARTED\x10\x01\x12\x0e\n\nKIND_PAUSE\x10\x02\x12\x14\n\x10KIND_END_OF_TURN\x10\x03\x12\x17\n\x13KIND_SPEECH_RESUMED\x10\x04\x32\x62\n\x13SpeechToTextService\x12K\n\nTranscribe\x12\x1b.voice.v1.TranscribeRequest\x1a\x1c.voice.v1.TranscribeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/stt.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\xa3\x01\n\x11TranscribeRequest\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.voice.v1.TranscribeConfigH\x00\x12%\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x14.voice.v1.AudioChunkH\x00\x12.\n\x07\x63ontrol\x18\x03 \x01(\x0b\x32\x1b.voice.v1.TranscribeControlH\x00\x42\t\n\x07request\"e\n\x10TranscribeConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x16\n\x0e\x65nd_of_turn_ms\x18\x04 \x01(\x05\"\xd2\x01\n\x11TranscribeControl\x12\x32\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\".voice.v1.TranscribeControl.Action\x12-\n\rtrace_context\x18\x02 \x01(\x0b\x32\x16.voice.v1.TraceContext\x12\x14\n\x0cutterance_id\x18\x03 \x01(\t\"D\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_FLUSH\x10\x01\x12\x10\n\x0c\x41\x43TION_RESET\x10\x02\"x\n\x12TranscribeResponse\x12*\n\ntranscript\x18\x01 \x01(\x0b\x32\x14.voice.v1.TranscriptH\x00\x12-\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x15.voice.v1.SpeechEventH\x00\x42\x07\n\x05\x65vent\"\xa7\x01\n\nTranscript\x12\x14\n\x0cutterance_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x13\n\x0bstable_text\x18\x04 \x01(\t\x12\x16\n\x0espeech_start_s\x18\x05 \x01(\x01\x12\x14\n\x0cspeech_end_s\x18\x06 \x01(\x01\x12\x11\n\tdecode_ms\x18\x07 \x01(\x01\x12\x10\n\x08\x61t_pause\x18\x08 \x01(\x08\"\xf0\x01\n\x0bSpeechEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.voice.v1.SpeechEvent.Kind\x12\x14\n\x0cutterance_id\x18\x02 \x01(\t\x12\x15\n\rstream_time_s\x18\x03 \x01(\x01\x12\x14\n\x0cspeech_end_s\x18\x04 \x01(\x01\"t\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13KIND_SPEECH_STARTED\x10\x01\x12\x0e\n\nKIND_PAUSE\x10\x02\x12\x14\n\x10KIND_END_OF_TURN\x10\x03\x12\x17\n\x13KIND_SPEECH_RESUMED\x10\x04\x32\x62\n\x13SpeechToTextService\x12K\n\nTranscribe\x12\x1b.voice.v1.TranscribeRequest\x1a\x1c.voice.v1.TranscribeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCRIBEREQUEST']._serialized_start=55
   _globals['_TRANSCRIBEREQUEST']._serialized_end=218
   _globals['_TRANSCRIBECONFIG']._serialized_start=220
-  _globals['_TRANSCRIBECONFIG']._serialized_end=297
-  _globals['_TRANSCRIBECONTROL']._serialized_start=300
-  _globals['_TRANSCRIBECONTROL']._serialized_end=510
-  _globals['_TRANSCRIBECONTROL_ACTION']._serialized_start=442
-  _globals['_TRANSCRIBECONTROL_ACTION']._serialized_end=510
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=512
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=632
-  _globals['_TRANSCRIPT']._serialized_start=635
-  _globals['_TRANSCRIPT']._serialized_end=802
-  _globals['_SPEECHEVENT']._serialized_start=805
-  _globals['_SPEECHEVENT']._serialized_end=1045
-  _globals['_SPEECHEVENT_KIND']._serialized_start=929
-  _globals['_SPEECHEVENT_KIND']._serialized_end=1045
-  _globals['_SPEECHTOTEXTSERVICE']._serialized_start=1047
-  _globals['_SPEECHTOTEXTSERVICE']._serialized_end=1145
+  _globals['_TRANSCRIBECONFIG']._serialized_end=321
+  _globals['_TRANSCRIBECONTROL']._serialized_start=324
+  _globals['_TRANSCRIBECONTROL']._serialized_end=534
+  _globals['_TRANSCRIBECONTROL_ACTION']._serialized_start=466
+  _globals['_TRANSCRIBECONTROL_ACTION']._serialized_end=534
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=536
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=656
+  _globals['_TRANSCRIPT']._serialized_start=659
+  _globals['_TRANSCRIPT']._serialized_end=826
+  _globals['_SPEECHEVENT']._serialized_start=829
+  _globals['_SPEECHEVENT']._serialized_end=1069
+  _globals['_SPEECHEVENT_KIND']._serialized_start=953
+  _globals['_SPEECHEVENT_KIND']._serialized_end=1069
+  _globals['_SPEECHTOTEXTSERVICE']._serialized_start=1071
+  _globals['_SPEECHTOTEXTSERVICE']._serialized_end=1169
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,7 @@ class TranscribeConfig(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     SAMPLE_RATE_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
+    END_OF_TURN_MS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     sample_rate: _builtins.int
     """Sample rate of the audio that follows; the service resamples to what the model needs."""
@@ -64,16 +65,23 @@ class TranscribeConfig(_message.Message):
     model cannot transcribe (anything but English for tiny.en) is refused with
     INVALID_ARGUMENT.
     """
+    end_of_turn_ms: _builtins.int
+    """Silence after speech that ends the turn, in ms, for this stream (0: the service's
+    STT_END_OF_TURN_MS). A gateway that decides the end of turn itself from what was said sets
+    this longer: it is then the most it waits. At least the service's pause (STT_PAUSE_MS) and
+    at most 10000; anything else is refused with INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         sample_rate: _builtins.int = ...,
         language: _builtins.str = ...,
+        end_of_turn_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "sample_rate", b"sample_rate", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_of_turn_ms", b"end_of_turn_ms", "language", b"language", "sample_rate", b"sample_rate", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
