@@ -63,7 +63,12 @@ class Outcome:
     finals: list[str] = field(default_factory=list)
 
 
-def _cut_point_s(clip: BenchClip, words: list[tuple[float, float]]) -> float | None:
+def _case_order(kind: str) -> tuple[bool, int, str]:
+    """Whole clips first, then the pauses from the shortest."""
+    return (kind != "complete", len(kind), kind)
+
+
+def _cut_point_s(words: list[tuple[float, float]]) -> float | None:
     """The gap between two words nearest the middle of the clip's words."""
     if len(words) < MIN_WORDS:
         return None
@@ -97,7 +102,7 @@ def build_cases(clips: list[BenchClip], pauses_ms: tuple[int, ...]) -> list[Case
         for c in speech
     ]
     for clip in speech:
-        cut = _cut_point_s(clip, words[clip.name])
+        cut = _cut_point_s(words[clip.name])
         if cut is None or cut >= float(clip.speech_end_s or 0.0):
             continue
         rate = clip.audio.sample_rate
@@ -173,7 +178,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         mine = [o for o in outcomes if o.rule == rule]
         if not mine:
             continue
-        kinds = sorted({o.kind for o in mine}, key=lambda k: (k != "complete", len(k), k))
+        kinds = sorted({o.kind for o in mine}, key=_case_order)
         cut = {k: [o.cut_off for o in mine if o.kind == k] for k in kinds}
         paused = [
             o.cut_off for o in mine if o.kind.startswith("pause-") and int(o.kind[6:]) <= 1000
@@ -199,7 +204,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
 def print_table(table: dict[str, Any]) -> None:
     kinds = sorted(
         {k for t in table.values() for k in t["false_cut_off_rate"]},
-        key=lambda k: (k != "complete", len(k), k),
+        key=_case_order,
     )
     print("\nFalse cut-offs (end of turn or agent audio before the user finished), by case:")
     print("  " + f"{'rule':<13}" + "".join(f"{k:>12}" for k in kinds) + f"{'<=1s':>8}")
@@ -225,7 +230,7 @@ def plot(outcomes: list[Outcome], table: dict[str, Any], path: Path) -> None:
     fig, (rates, delays) = plt.subplots(1, 2, figsize=(13, 5))
     kinds = sorted(
         {k for t in table.values() for k in t["false_cut_off_rate"]},
-        key=lambda k: (k != "complete", len(k), k),
+        key=_case_order,
     )
     width = 0.8 / max(len(table), 1)
     for i, (rule, t) in enumerate(table.items()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,14 +151,21 @@ class Session:
     def _open_links(self) -> None:
         up = self._upstreams
         self._links = {
-            "stt": self._link("stt", up.stt.Transcribe, self._stt_config, self._on_stt),
-            "llm": self._link("llm", up.llm.Converse, self._llm_config, self._on_llm),
-            "tts": self._link("tts", up.tts.Synthesize, self._tts_config, self._on_tts),
+            "stt": self._link("stt", up.stt.Transcribe, self._stt_config, self._stt_event),
+            "llm": self._link("llm", up.llm.Converse, self._llm_config, from_llm),
+            "tts": self._link("tts", up.tts.Synthesize, self._tts_config, from_tts),
         }
         for link in self._links.values():
             link.open()
 
-    def _link(self, stage: str, open_call: Any, config: Any, handle: Any) -> StageLink[Any, Any]:
+    def _link(
+        self, stage: str, open_call: Any, config: Any, to_event: Callable[[Any], ev.Event | None]
+    ) -> StageLink[Any, Any]:
+        async def handle(response: Any) -> None:
+            event = to_event(response)
+            if event is not None:
+                self._post(event)
+
         async def down(failure: StageFailure) -> None:
             await self.send_error(
                 "upstream_unavailable",
@@ -261,20 +269,8 @@ class Session:
         if self._driver is not None:
             self._driver.post(event)
 
-    async def _on_stt(self, response: stt_pb2.TranscribeResponse) -> None:
-        event = from_stt(response, self._clock.arrival_time)
-        if event is not None:
-            self._post(event)
-
-    async def _on_llm(self, response: llm_pb2.ConverseResponse) -> None:
-        event = from_llm(response)
-        if event is not None:
-            self._post(event)
-
-    async def _on_tts(self, response: tts_pb2.SynthesizeResponse) -> None:
-        event = from_tts(response)
-        if event is not None:
-            self._post(event)
+    def _stt_event(self, response: stt_pb2.TranscribeResponse) -> ev.Event | None:
+        return from_stt(response, self._clock.arrival_time)
 
     # ----------------------------------------------------------------- the end
 

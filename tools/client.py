@@ -16,6 +16,7 @@ import sys
 import time
 import wave
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ FRAME_MS = 20
 class ClipAudio:
     pcm: bytes
     sample_rate: int
-    _bounds: tuple[SpeechBounds | None] | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def from_wav(path: Path) -> ClipAudio:
@@ -41,21 +41,18 @@ class ClipAudio:
                 raise ValueError(f"{path}: expected mono 16-bit PCM")
             return ClipAudio(wav.readframes(wav.getnframes()), wav.getframerate())
 
+    @cached_property
     def bounds(self) -> SpeechBounds | None:
         """Where the speech in the clip starts and ends (tools/acoustics.py); None if silent."""
-        if self._bounds is None:
-            self._bounds = (speech_bounds(self.pcm, self.sample_rate),)
-        return self._bounds[0]
+        return speech_bounds(self.pcm, self.sample_rate)
 
     def last_voiced_s(self) -> float:
         """The clip's acoustic end of speech (seconds from its start; 0 when nothing is voiced)."""
-        bounds = self.bounds()
-        return 0.0 if bounds is None else bounds.end_s
+        return 0.0 if self.bounds is None else self.bounds.end_s
 
     def first_voiced_s(self) -> float:
         """Where the speech starts: the first run of voiced 10 ms frames (tools/acoustics.py)."""
-        bounds = self.bounds()
-        return 0.0 if bounds is None else bounds.start_s
+        return 0.0 if self.bounds is None else self.bounds.start_s
 
 
 @dataclass
