@@ -138,6 +138,10 @@ down: ## Stop and remove the compose containers
 bench-barge-in: install ## Talk over the agent: how fast its audio stops (TRIALS=12)
 	@$(PY) -m bench.barge_in --trials $(or $(TRIALS),12)
 
+.PHONY: bench-tools
+bench-tools: install ## Tool selection accuracy on 33 scripted requests, and a tool's round trip (PROVIDER=local|demo)
+	@$(PY) -m bench.tools --provider $(or $(PROVIDER),local) $(if $(OUT),--out $(OUT),)
+
 .PHONY: bench-llm
 bench-llm: install ## Embedded model, 10-turn conversation: first token, tokens/s, cache, cancel->free
 	@$(PY) -m bench.llm_turns

@@ -81,6 +81,8 @@ async def run_turn(
     first = 0.0
     reply: list[str] = []
     async for delta in engine.generate(turn):
+        if not isinstance(delta, str):
+            continue  # no tools are offered here
         if not reply:
             first = time.perf_counter() - started
         reply.append(delta)

@@ -68,6 +68,7 @@ class TurnDriver:
         # Each reply's span, its trace context for the stages, and its wall-clock offset.
         self._spans: dict[str, tuple[trace.Span, audio_pb2.TraceContext, int]] = {}
         self._idle = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
         self._idle.set()
         self._state = machine.state.value
         self._name = machine.policy.session_id
@@ -75,6 +76,10 @@ class TurnDriver:
         self._handlers: dict[type, Callable[[Any], Any]] = {
             act.AskLlm: self._ask_llm,
             act.CancelLlm: self._cancel_llm,
+            act.ConfirmLlm: lambda a: self._stages.llm(
+                llm_pb2.ConverseRequest(confirm=llm_pb2.ConfirmTurn(turn_id=a.attempt))
+            ),
+            act.EndSession: self._end_session,
             act.Speak: self._speak,
             act.FlushSpeech: lambda a: self._stages.tts(
                 tts_pb2.SynthesizeRequest(flush=tts_pb2.FlushTurn(turn_id=a.attempt))
@@ -147,7 +152,10 @@ class TurnDriver:
 
     def _ask_llm(self, action: act.AskLlm) -> None:
         turn = llm_pb2.UserTurn(
-            turn_id=action.attempt, text=action.text, trace_context=self._context(action.attempt)
+            turn_id=action.attempt,
+            text=action.text,
+            trace_context=self._context(action.attempt),
+            early=action.early,
         )
         self._stages.llm(llm_pb2.ConverseRequest(turn=turn))
 
@@ -159,6 +167,18 @@ class TurnDriver:
             discard=action.discard,
         )
         self._stages.llm(llm_pb2.ConverseRequest(cancel=cancel))
+
+    def _end_session(self, action: act.EndSession) -> None:
+        """The agent hung up: the socket closes once the goodbye has played."""
+        log.info("%s: %s", self._name, action.reason)
+
+        def close() -> None:
+            task = asyncio.create_task(self._transport.close(code=1000, reason=action.reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        delay = max(action.at - time.perf_counter(), 0.0)
+        asyncio.get_running_loop().call_later(delay, close)
 
     def _speak(self, action: act.Speak) -> None:
         text = tts_pb2.TextInput(

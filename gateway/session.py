@@ -205,7 +205,7 @@ class Session:
         config = tts_pb2.SynthesizeConfig(
             session_id=self.id,
             sample_rate=self._transport.output_rate,
-            voice=self._options.voice,
+            voice=self._options.voice or self._settings.agent_voice,
         )
         return tts_pb2.SynthesizeRequest(config=config)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.agent_file import AgentFileError, agent_voice
 from voice.settings import CommonSettings, Env
 
 
@@ -31,6 +32,8 @@ class GatewaySettings:
     idle_timeout_s: float
     turn_timeout_s: float
     drain_timeout_s: float
+    # The agent file's voice (gateway/agent_file.py), for sessions that ask for none.
+    agent_voice: str = ""
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -61,6 +64,7 @@ class GatewaySettings:
             idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
             turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
             drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),
+            agent_voice=_agent_voice(env),
         )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
@@ -68,3 +72,11 @@ class GatewaySettings:
             env.problem("GATEWAY_TOKEN_SECRET must be at least 16 characters")
         env.check("gateway")
         return settings
+
+
+def _agent_voice(env: Env) -> str:
+    try:
+        return agent_voice(env.text("", "LLM_AGENT_FILE"))
+    except AgentFileError as error:
+        env.problem(str(error))
+        return ""

@@ -46,7 +46,24 @@ def from_llm(response: llm_pb2.ConverseResponse) -> ev.Event | None:
         return ev.ReplyText(response.delta.turn_id, response.delta.text)
     if response.HasField("done"):
         done = response.done
-        return ev.ReplyDone(done.turn_id, provider=done.provider, error=done.error)
+        return ev.ReplyDone(
+            done.turn_id, provider=done.provider, error=done.error, end_call=done.end_call
+        )
+    if response.HasField("tool_call"):
+        call = response.tool_call
+        return ev.ToolCalled(
+            call.turn_id, call.call_id, call.name, call.arguments_json, call.side_effects
+        )
+    if response.HasField("tool_result"):
+        result = response.tool_result
+        return ev.ToolFinished(
+            result.turn_id,
+            result.call_id,
+            result.name,
+            result.outcome,
+            result.result,
+            result.duration_ms,
+        )
     return None
 
 

@@ -56,6 +56,24 @@ class CloseAudio:
 class AskLlm:
     attempt: str
     text: str
+    # An early reply (it may be discarded): tools with side effects wait for ConfirmLlm.
+    early: bool = False
+
+
+@dataclass(frozen=True)
+class ConfirmLlm:
+    """The early reply is the answer to the user's turn after all (side effects may run)."""
+
+    attempt: str
+
+
+@dataclass(frozen=True)
+class EndSession:
+    """Close the session at ``at``, when the client has played the goodbye (the agent hung
+    up: the ``call_ended`` event went out first)."""
+
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,7 @@ Action = (
     | SendAudio
     | CloseAudio
     | AskLlm
+    | ConfirmLlm
     | CancelLlm
     | Speak
     | FlushSpeech
@@ -182,5 +201,6 @@ Action = (
     | Count
     | ObserveBargeIn
     | Log
+    | EndSession
 )
 ClientOutput = SendEvent | OpenAudio | SendAudio | CloseAudio

@@ -56,6 +56,31 @@ class ReplyDone:
     attempt: str
     provider: str = ""
     error: str = ""
+    # The reply ran the end_call tool (gateway/turns/tools.py).
+    end_call: bool = False
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """The llm service started a tool for the reply."""
+
+    attempt: str
+    call_id: str
+    name: str
+    arguments_json: str
+    side_effects: bool = False
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    """A tool of the reply finished: ``outcome`` ok, error, timeout or not_found."""
+
+    attempt: str
+    call_id: str
+    name: str
+    outcome: str
+    result: str
+    duration_ms: float
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,8 @@ Event = (
     | TranscriptReceived
     | ReplyText
     | ReplyDone
+    | ToolCalled
+    | ToolFinished
     | SpeechAudioStarted
     | SpeechAudio
     | SpeechAudioEnded

@@ -58,6 +58,8 @@ class TurnMachine(ReplySteps):
             ev.TranscriptReceived: self._transcript,
             ev.ReplyText: self._reply_text,
             ev.ReplyDone: self._reply_done,
+            ev.ToolCalled: self._tool_called,
+            ev.ToolFinished: self._tool_finished,
             ev.SpeechAudioStarted: self._audio_started,
             ev.SpeechAudio: self._audio,
             ev.SpeechAudioEnded: self._audio_ended,
@@ -249,7 +251,7 @@ class TurnMachine(ReplySteps):
         )
         if not early:
             self._link(reply)
-        self._emit(act.AskLlm(reply.attempt, reply.text))
+        self._emit(act.AskLlm(reply.attempt, reply.text, early=early))
         timeline.mark("llm_start", self._now)
         self._set_timer(LLM_QUIET, self._now + self.policy.stage_timeout_s)
         self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
@@ -258,6 +260,7 @@ class TurnMachine(ReplySteps):
     def _confirm_early(self, reply: Reply) -> None:
         reply.ended = self._count_turn(reply.timeline)
         reply.early = False
+        self._emit(act.ConfirmLlm(reply.attempt))  # its tools with side effects may run
         self._emit(act.Count("early_starts", "confirmed"))
         self._set_state(State.THINKING)
         self._release(reply)

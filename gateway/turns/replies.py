@@ -13,6 +13,7 @@ from gateway.turns import actions as act
 from gateway.turns import events as ev
 from gateway.turns.policy import TurnPolicy
 from gateway.turns.reply import Reply
+from gateway.turns.tools import ToolSteps
 
 PLAYBACK_OVER = "playback_over"
 LLM_QUIET = "llm_quiet"
@@ -26,7 +27,7 @@ class State(enum.Enum):
     AGENT_SPEAKING = "agent_speaking"
 
 
-class ReplySteps:
+class ReplySteps(ToolSteps):
     """The reply-production steps of the turn machine."""
 
     policy: TurnPolicy
@@ -78,6 +79,7 @@ class ReplySteps:
             self._emit(act.Speak(reply.attempt, reply.reply_text))
         reply.provider = event.provider
         reply.llm_done = True
+        reply.end_call = event.end_call
         if event.error:
             self._log("warning", f"turn {reply.turn_id}: llm error: {event.error}")
             error = self._client_event(
@@ -145,6 +147,7 @@ class ReplySteps:
         )
         self._finish(reply, "complete")
         self._emit(act.Count("turns", "complete"))
+        self._end_call_after(reply)
 
     def _finish(self, reply: Reply, ending: str) -> None:
         reply.finished = True

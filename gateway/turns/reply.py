@@ -68,6 +68,8 @@ class Reply:
     # Whether the reply's audio began (an OpenAudio went out or is held): only then it ends.
     audio_opened: bool = False
     held: list[ClientOutput] | None = None
+    # The reply ran end_call: the session ends once it has been heard (gateway/turns/tools.py).
+    end_call: bool = False
     # Why the user's turn ended (the end-of-turn reason and score), once it has.
     ended: tuple[str, float | None] | None = None
     playback: Playback = field(default_factory=Playback)

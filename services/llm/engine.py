@@ -6,15 +6,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from services.llm.tools.spec import ToolCall, ToolSpec
 from voice.errors import ResourceExhaustedError
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True)
 class Message:
     role: Role
     content: str
+    # An assistant message that asked for tools; a tool message's call and tool name.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
 
 
 @dataclass
@@ -38,6 +43,12 @@ class Turn:
     stats: GenerationStats = field(default_factory=GenerationStats, compare=False)
     # Which conversation the turn belongs to: an engine with a prompt cache keeps its prefix.
     session_id: str = ""
+    # The tools the model may ask for in this round (none: text only).
+    tools: tuple[ToolSpec, ...] = ()
+
+
+# What an engine streams: text, or a tool the model asks for (only when the turn has tools).
+Delta = str | ToolCall
 
 
 class EngineBusyError(ResourceExhaustedError):
@@ -53,4 +64,4 @@ class LanguageModel(Protocol):
 
     name: str
 
-    def generate(self, turn: Turn) -> AsyncIterator[str]: ...
+    def generate(self, turn: Turn) -> AsyncIterator[Delta]: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from services.llm.engine import EngineBusyError, GenerationStats, LanguageModel, Turn
+from services.llm.engine import Delta, EngineBusyError, GenerationStats, LanguageModel, Turn
 from voice.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class FallbackChain:
         self.providers = list(providers)
         self.name = "+".join(provider.name for provider in self.providers)
 
-    async def generate(self, turn: Turn) -> AsyncIterator[str]:
+    async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
         errors: list[str] = []
         for provider in self.providers:
             stream = provider.generate(turn)

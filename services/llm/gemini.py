@@ -23,6 +23,7 @@ releases the HTTP response at once, so the server sees the connection close.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -32,8 +33,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from services.llm.engine import Message, Turn
+from services.llm.engine import Delta, Message, Turn
 from services.llm.settings import LlmSettings
+from services.llm.tools.spec import ToolCall, ToolSpec
 from voice.errors import (
     EngineError,
     ResourceExhaustedError,
@@ -47,6 +49,7 @@ API_VERSION = "v1beta"
 COOLDOWN_S = 30.0
 
 _Item = types.GenerateContentResponse | BaseException | None
+_call_ids = itertools.count(1)
 
 
 class ProviderRejectedError(EngineError):
@@ -77,14 +80,47 @@ def to_contents(messages: Sequence[Message]) -> tuple[list[types.Content], str]:
         if message.role == "system":
             continue
         role = "model" if message.role == "assistant" else "user"
-        part = types.Part(text=message.content)
+        parts = _parts(message)
         last = contents[-1] if contents else None
         if last is not None and last.role == role and last.parts is not None:
-            # Two user turns in a row (a reply interrupted before any of it was heard).
-            last.parts.append(part)
+            # Two user turns in a row (a reply interrupted before any of it was heard), or a
+            # tool's result after another's.
+            last.parts.extend(parts)
         else:
-            contents.append(types.Content(role=role, parts=[part]))
+            contents.append(types.Content(role=role, parts=parts))
     return contents, system
+
+
+def _parts(message: Message) -> list[types.Part]:
+    """A message's parts: its text, the calls it asked for, or a tool's result."""
+    if message.role == "tool":
+        response = types.FunctionResponse(
+            id=message.tool_call_id or None, name=message.name, response={"result": message.content}
+        )
+        return [types.Part(function_response=response)]
+    parts = [types.Part(text=message.content)] if message.content else []
+    for call in message.tool_calls:
+        parts.append(
+            types.Part(
+                function_call=types.FunctionCall(
+                    id=call.call_id, name=call.name, args=call.arguments
+                )
+            )
+        )
+    return parts or [types.Part(text="")]
+
+
+def function_declarations(tools: Sequence[ToolSpec]) -> list[types.ToolUnion]:
+    """The tools as Gemini's function declarations (native function calling)."""
+    if not tools:
+        return []
+    declarations = [
+        types.FunctionDeclaration(
+            name=tool.name, description=tool.description, parameters_json_schema=tool.parameters
+        )
+        for tool in tools
+    ]
+    return [types.Tool(function_declarations=declarations)]
 
 
 class GeminiModel:
@@ -134,9 +170,17 @@ class GeminiModel:
     async def aclose(self) -> None:
         await self._client.aio.aclose()
 
-    def _config(self, system: str, max_tokens: int) -> types.GenerateContentConfig:
+    def _config(
+        self, system: str, max_tokens: int, tools: Sequence[ToolSpec] = ()
+    ) -> types.GenerateContentConfig:
+        declared = function_declarations(tools)
         return types.GenerateContentConfig(
             system_instruction=system or None,
+            # The service runs the tools itself (the tool loop), with deadlines and gating.
+            tools=declared or None,
+            automatic_function_calling=(
+                types.AutomaticFunctionCallingConfig(disable=True) if declared else None
+            ),
             max_output_tokens=max_tokens,
             temperature=self._temperature,
             # Thinking delays the first token by seconds; a spoken reply needs none (-1 leaves
@@ -148,14 +192,14 @@ class GeminiModel:
             ),
         )
 
-    async def generate(self, turn: Turn) -> AsyncIterator[str]:
+    async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
         resting = self._resting_until - time.monotonic()
         if resting > 0:
             raise UpstreamUnavailableError(
                 f"gemini skipped for another {resting:.0f}s after: {self._last_failure}"
             )
         contents, system = to_contents(turn.messages)
-        config = self._config(system, turn.max_tokens)
+        config = self._config(system, turn.max_tokens, turn.tools)
         turn.stats.provider = self.name
         turn.stats.model = self.model
         queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -181,6 +225,9 @@ class GeminiModel:
                 if text:
                     started = True
                     yield text
+                for call in _function_calls(item):
+                    started = True
+                    yield call
         except VoiceError as error:
             if not started and error.retryable and self._cooldown_s > 0:
                 self._rest(error)
@@ -229,3 +276,16 @@ class GeminiModel:
         if content is None or not content.parts:
             return ""
         return "".join(part.text for part in content.parts if part.text and not part.thought)
+
+
+def _function_calls(chunk: types.GenerateContentResponse) -> list[ToolCall]:
+    """The function calls in a streamed chunk (Gemini sends each call whole)."""
+    if not chunk.candidates or chunk.candidates[0].content is None:
+        return []
+    calls = []
+    for part in chunk.candidates[0].content.parts or []:
+        call = part.function_call
+        if call is not None and call.name:
+            call_id = call.id or f"gemini-{next(_call_ids)}"
+            calls.append(ToolCall(call_id, call.name, dict(call.args or {})))
+    return calls

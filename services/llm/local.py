@@ -27,7 +27,8 @@ from typing import Any
 
 import xllamacpp
 
-from services.llm.engine import Turn
+from services.llm.engine import Delta, Turn
+from services.llm.local_tools import chat_messages, grammar_for, looks_like_call, parse_call
 from services.llm.settings import LlmSettings
 from services.llm.slots import SlotPool
 from voice.errors import EngineError
@@ -98,7 +99,7 @@ class LocalLlama:
             }
             self._server.handle_chat_completions(request, lambda _chunk: False)
 
-    async def generate(self, turn: Turn) -> AsyncIterator[str]:
+    async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
@@ -108,7 +109,7 @@ class LocalLlama:
         async with self.pool.slot(turn.session_id) as slot:
             turn.stats.queue_ms = (time.perf_counter() - queued) * 1000
             request = {
-                "messages": [{"role": m.role, "content": m.content} for m in turn.messages],
+                "messages": chat_messages(turn.messages, turn.tools),
                 "stream": True,
                 "max_tokens": turn.max_tokens,
                 "temperature": self._temperature,
@@ -116,6 +117,10 @@ class LocalLlama:
                 "id_slot": slot,
                 "return_progress": True,
             }
+            if turn.tools:
+                # Either one call to a tool that exists, or words (services/llm/local_tools.py).
+                request["grammar"] = grammar_for(turn.tools)
+            held: list[str] | None = None
 
             def on_chunk(chunk: Any) -> bool:
                 if stop.is_set():
@@ -137,8 +142,17 @@ class LocalLlama:
                     if isinstance(chunk, Exception):
                         raise chunk
                     text = self._read_chunk(chunk, turn)
-                    if text:
+                    if held is None and text and turn.tools and looks_like_call(text):
+                        held = []  # a tool call: read it whole, then parse it
+                    if held is not None:
+                        held.append(text)
+                    elif text:
                         yield text
+                if held is not None:
+                    call = parse_call("".join(held), turn.tools)
+                    if call is None:
+                        raise EngineError(f"the model's tool call did not parse: {''.join(held)!r}")
+                    yield call
             finally:
                 stop.set()
                 # The slot is free only once llama.cpp has stopped: one token or one prompt

@@ -22,8 +22,9 @@ import grpc
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from services.llm.engine import LanguageModel, Turn
+from services.llm.engine import LanguageModel, Message, Turn
 from services.llm.history import History
+from services.llm.tool_loop import ToolLoop, TurnTools
 from voice.errors import InvalidRequestError, VoiceError
 from voice.streams import open_stream
 from voice.telemetry import context_from_message
@@ -47,6 +48,8 @@ class _ActiveTurn:
     heard_text: str | None = None
     discard: bool = False
     task: asyncio.Task[None] = field(init=False)
+    # Its tools' state: confirmation (side effects wait for it), events, end_call.
+    tools: TurnTools | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -64,8 +67,10 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         max_reply_tokens: int,
         *,
         tracer: trace.Tracer | None = None,
+        tool_loop: ToolLoop | None = None,
     ) -> None:
         self._model = model
+        self._tool_loop = tool_loop
         self._system_prompt = system_prompt
         self._budget_tokens = budget_tokens
         self._max_reply_tokens = max_reply_tokens
@@ -117,6 +122,9 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         active.task.cancel()
                         await asyncio.gather(active.task, return_exceptions=True)
                     active = _ActiveTurn(request.turn.turn_id)
+                    active.tools = TurnTools(request.turn.turn_id, out.put_nowait)
+                    if not request.turn.early:
+                        active.tools.confirmed.set()
                     active.task = asyncio.create_task(
                         self._run_turn(request.turn, session_id, active, history, out),
                         name=f"turn-{request.turn.turn_id}",
@@ -131,6 +139,10 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         log.debug(
                             "cancel for turn %s, which is not running", request.cancel.turn_id
                         )
+                elif kind == "confirm":
+                    if active is not None and active.turn_id == request.confirm.turn_id:
+                        assert active.tools is not None
+                        active.tools.confirmed.set()
                 else:
                     errors.append(f"unexpected message '{kind}' after the config")
                     break
@@ -170,7 +182,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             span.set_attribute("voice.session_id", session_id)
             span.add_event("llm_start")
             try:
-                async for delta in self._model.generate(turn):
+                async for delta in self._reply(turn, active):
                     if not reply:
                         first_token_ms = (time.perf_counter() - started) * 1000
                         span.add_event("llm_first_token")
@@ -184,7 +196,8 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                 _unless_answered(turn, reply)
                 if not active.discard:
                     heard = active.heard_text
-                    history.record(text, "".join(reply) if heard is None else heard)
+                    kept = _kept_calls(active, None if heard is None else len(heard))
+                    history.record(text, "".join(reply) if heard is None else heard, kept)
                 span.add_event("interrupted")
                 span.set_attribute("llm.cancelled", True)
                 ending = "discarded" if active.discard else "interrupted"
@@ -203,14 +216,27 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                 span.record_exception(error)
                 span.set_attribute("llm.error", message)
                 _describe(span, turn, first_token_ms, "failed")
-                history.record(text, "".join(reply))
+                history.record(text, "".join(reply), _kept_calls(active, None))
                 out.put_nowait(
                     _done(turn_id, turn=turn, error=message, first_token_ms=first_token_ms)
                 )
                 return
             _describe(span, turn, first_token_ms, "complete")
-            history.record(text, "".join(reply))
-            out.put_nowait(_done(turn_id, turn=turn, first_token_ms=first_token_ms))
+            history.record(text, "".join(reply), _kept_calls(active, None))
+            end_call = active.tools is not None and active.tools.end_call
+            out.put_nowait(
+                _done(turn_id, turn=turn, first_token_ms=first_token_ms, end_call=end_call)
+            )
+
+    async def _reply(self, turn: Turn, active: _ActiveTurn) -> AsyncIterator[str]:
+        """The reply's text: through the tool loop when the agent has tools."""
+        if self._tool_loop is not None and self._tool_loop.registry and active.tools:
+            async for text in self._tool_loop.reply(self._model, turn, active.tools):
+                yield text
+            return
+        async for delta in self._model.generate(turn):
+            if isinstance(delta, str):
+                yield delta
 
 
 def _accept(config: llm_pb2.ConverseConfig) -> tuple[llm_pb2.ConverseConfig, str]:
@@ -219,6 +245,11 @@ def _accept(config: llm_pb2.ConverseConfig) -> tuple[llm_pb2.ConverseConfig, str
     if not session_id:
         raise InvalidRequestError("the config needs a session_id")
     return config, session_id
+
+
+def _kept_calls(active: _ActiveTurn, heard_chars: int | None) -> tuple[Message, ...]:
+    """The turn's tool calls the history keeps (those whose outcome the user heard)."""
+    return active.tools.kept_for(heard_chars) if active.tools is not None else ()
 
 
 def _unless_answered(turn: Turn, reply: list[str]) -> None:
@@ -251,6 +282,7 @@ def _done(
     cancelled: bool = False,
     error: str = "",
     first_token_ms: float = 0.0,
+    end_call: bool = False,
 ) -> llm_pb2.ConverseResponse:
     stats = turn.stats if turn is not None else None
     return llm_pb2.ConverseResponse(
@@ -264,5 +296,6 @@ def _done(
             cached_tokens=stats.cached_tokens if stats else 0,
             first_token_ms=first_token_ms,
             error=error,
+            end_call=end_call,
         )
     )

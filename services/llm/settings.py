@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voice.settings import CommonSettings, Env
 
@@ -39,6 +41,13 @@ class LlmSettings:
     gemini_timeout_s: float
     gemini_thinking_budget: int
     gemini_api_key: str = field(default="", repr=False)
+    # The agent (services/llm/tools/agent.py, docs/agent.md): its file, or the built-in tools.
+    agent_file: str = ""
+    tools: tuple[str, ...] = ("current_time", "calculate")
+    time_zone: str = ""
+    knowledge_dir: str = ""
+    tool_filler_ms: int = 700
+    tool_filler_text: str = "One moment."
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> LlmSettings:
@@ -65,6 +74,12 @@ class LlmSettings:
             gemini_timeout_s=env.number(5.0, "LLM_GEMINI_TIMEOUT_S", low=0.1, high=300.0),
             gemini_thinking_budget=env.integer(0, "LLM_GEMINI_THINKING_BUDGET", low=-1, high=32768),
             gemini_api_key=api_key,
+            agent_file=env.text("", "LLM_AGENT_FILE"),
+            tools=env.items(("current_time", "calculate"), "LLM_TOOLS"),
+            time_zone=env.text("", "LLM_TIME_ZONE"),
+            knowledge_dir=env.text("", "LLM_KNOWLEDGE_DIR"),
+            tool_filler_ms=env.integer(700, "LLM_TOOL_FILLER_MS", low=0, high=60000),
+            tool_filler_text=env.text("One moment.", "LLM_TOOL_FILLER_TEXT"),
         )
         unknown = [p for p in settings.providers if p not in LLM_PROVIDERS]
         if unknown or not settings.providers:
@@ -78,5 +93,26 @@ class LlmSettings:
             env.problem(f"LLM_GEMINI_BASE_URL={base_url!r}: expected an http:// or https:// URL")
         if settings.max_reply_tokens * 2 > settings.context_tokens:
             env.problem("LLM_MAX_REPLY_TOKENS must be at most half of LLM_CONTEXT_TOKENS")
+        _check_agent(settings, env)
         env.check("llm")
         return settings
+
+
+def _check_agent(settings: LlmSettings, env: Env) -> None:
+    """The agent's settings: a file and a folder that exist, a time zone that is known."""
+    from services.llm.tools.builtins import BUILTIN_NAMES
+
+    unknown = [t for t in settings.tools if t not in BUILTIN_NAMES and t != "none"]
+    if unknown:
+        env.problem(f"LLM_TOOLS: unknown {unknown}; choose from {', '.join(BUILTIN_NAMES)}, none")
+    if settings.agent_file and not Path(settings.agent_file).is_file():
+        env.problem(f"LLM_AGENT_FILE={settings.agent_file}: no such file")
+    if settings.knowledge_dir and not Path(settings.knowledge_dir).is_dir():
+        env.problem(f"LLM_KNOWLEDGE_DIR={settings.knowledge_dir}: no such folder")
+    if settings.time_zone:
+        try:
+            ZoneInfo(settings.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            env.problem(
+                f"LLM_TIME_ZONE={settings.time_zone!r}: not a known time zone (e.g. Europe/Paris)"
+            )

@@ -46,7 +46,7 @@ def engine(settings: LlmSettings) -> Iterator[LocalLlama]:
 
 async def answer(engine: LocalLlama, history: History, session: str, text: str) -> Turn:
     turn = Turn(history.prompt_for(text), MAX_TOKENS, session_id=session)
-    reply = "".join([delta async for delta in engine.generate(turn)])
+    reply = "".join([d async for d in engine.generate(turn) if isinstance(d, str)])
     assert reply.strip(), "the model said nothing"
     history.record(text, reply)
     return turn

@@ -4,7 +4,8 @@ The server listens on 127.0.0.1 and answers ``POST /v1beta/models/{model}:stream
 ?alt=sse`` with server-sent events, one ``GenerateContentResponse`` JSON per ``data:`` line, or
 with Gemini's JSON error body and an HTTP status. The model name picks the behaviour:
 ``status-NNN`` fails with NNN, ``endless`` streams until the client goes, ``silent`` sends
-nothing, anything else streams a short reply. Nothing here reaches the real network.
+nothing, ``tool-call`` asks for ``current_time`` until the request carries a function's
+response, anything else streams a short reply. Nothing here reaches the real network.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class FakeGemini:
             await self._endless(request, response)
         elif model == "silent":
             await self._wait_for_close(request, seconds=5.0)
+        elif model == "tool-call" and not _has_function_response(self.requests[-1].body):
+            await self._send(response, _function_call_chunk("current_time", {}))
         else:
             for index, word in enumerate(WORDS):
                 await self._send(response, _chunk(word, last=index == len(WORDS) - 1))
@@ -115,6 +118,17 @@ class FakeGemini:
                 self.closed.set()
                 return
             await asyncio.sleep(0.01)
+
+
+def _has_function_response(body: dict[str, Any]) -> bool:
+    parts = [part for content in body.get("contents", []) for part in content.get("parts", [])]
+    return any("functionResponse" in part for part in parts)
+
+
+def _function_call_chunk(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    call = {"functionCall": {"id": "fc-1", "name": name, "args": args}}
+    candidate = {"content": {"parts": [call], "role": "model"}, "finishReason": "STOP"}
+    return {"candidates": [candidate], "modelVersion": "gemini-2.5-flash-001"}
 
 
 def _client_gone(request: web.Request) -> bool:
@@ -275,7 +289,11 @@ async def test_the_chain_falls_back_when_gemini_fails_before_its_first_token() -
         model = gemini(server.url, model="status-503")
         turn = conversation_turn()
         text = "".join(
-            [delta async for delta in FallbackChain([model, DemoModel()]).generate(turn)]
+            [
+                d
+                async for d in FallbackChain([model, DemoModel()]).generate(turn)
+                if isinstance(d, str)
+            ]
         )
         await model.aclose()
     assert len(server.requests) == 1
@@ -328,7 +346,7 @@ async def test_after_a_retryable_failure_gemini_rests_and_turns_go_straight_on()
         chain = FallbackChain([model, DemoModel()])
         for _ in range(3):
             turn = conversation_turn()
-            text = "".join([delta async for delta in chain.generate(turn)])
+            text = "".join([d async for d in chain.generate(turn) if isinstance(d, str)])
             assert text and turn.stats.provider == "demo"
         await model.aclose()
     assert len(server.requests) == 1

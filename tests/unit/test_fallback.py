@@ -53,7 +53,7 @@ def make_turn() -> Turn:
 
 
 async def collect(chain: FallbackChain, turn: Turn) -> list[str]:
-    return [delta async for delta in chain.generate(turn)]
+    return [delta async for delta in chain.generate(turn) if isinstance(delta, str)]
 
 
 def chain_of(*providers: FakeProvider) -> FallbackChain:
@@ -96,7 +96,7 @@ async def test_error_after_the_first_token_propagates() -> None:
     received: list[str] = []
     with pytest.raises(ProviderDownError, match="oom"):
         async for delta in chain_of(first, second).generate(turn):
-            received.append(delta)
+            received.append(str(delta))
     # What was already said stays said; no second voice is spliced in after it.
     assert received == ["One", " two"]
     assert second.calls == 0

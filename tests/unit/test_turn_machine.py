@@ -198,6 +198,7 @@ def test_an_early_reply_is_held_then_released_in_order_when_the_final_agrees() -
     assert kinds(out) == [
         "event:transcript",
         "event:end_of_turn",
+        "ConfirmLlm",
         "count:early_starts:confirmed",
         "state:thinking",
         "LinkUtterance",

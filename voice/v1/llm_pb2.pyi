@@ -24,24 +24,30 @@ class ConverseRequest(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     TURN_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    CONFIRM_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def config(self) -> Global___ConverseConfig: ...
     @_builtins.property
     def turn(self) -> Global___UserTurn: ...
     @_builtins.property
     def cancel(self) -> Global___CancelTurn: ...
+    @_builtins.property
+    def confirm(self) -> Global___ConfirmTurn:
+        """The early turn the gateway started at a pause is the user's turn after all."""
+
     def __init__(
         self,
         *,
         config: Global___ConverseConfig | None = ...,
         turn: Global___UserTurn | None = ...,
         cancel: Global___CancelTurn | None = ...,
+        confirm: Global___ConfirmTurn | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "config", b"config", "request", b"request", "turn", b"turn"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "config", b"config", "confirm", b"confirm", "request", b"request", "turn", b"turn"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "config", b"config", "request", b"request", "turn", b"turn"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "config", b"config", "confirm", b"confirm", "request", b"request", "turn", b"turn"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "turn", "cancel"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "turn", "cancel", "confirm"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
@@ -77,9 +83,14 @@ class UserTurn(_message.Message):
     TURN_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    EARLY_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     text: _builtins.str
     """Text longer than the service accepts is cut (the service logs a warning)."""
+    early: _builtins.bool
+    """Started early (at a pause), so it may still be discarded: a tool with side effects waits
+    for a ConfirmTurn before it runs. A turn sent after the end of turn is confirmed as sent.
+    """
     @_builtins.property
     def trace_context(self) -> _audio_pb2.TraceContext: ...
     def __init__(
@@ -88,14 +99,34 @@ class UserTurn(_message.Message):
         turn_id: _builtins.str = ...,
         text: _builtins.str = ...,
         trace_context: _audio_pb2.TraceContext | None = ...,
+        early: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["trace_context", b"trace_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text", "trace_context", b"trace_context", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["early", b"early", "text", b"text", "trace_context", b"trace_context", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserTurn: _TypeAlias = UserTurn  # noqa: Y015
+
+@_typing.final
+class ConfirmTurn(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTurn: _TypeAlias = ConfirmTurn  # noqa: Y015
 
 @_typing.final
 class CancelTurn(_message.Message):
@@ -133,25 +164,139 @@ class ConverseResponse(_message.Message):
 
     DELTA_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_FIELD_NUMBER: _builtins.int
+    TOOL_RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def delta(self) -> Global___TextDelta: ...
     @_builtins.property
     def done(self) -> Global___TurnDone: ...
+    @_builtins.property
+    def tool_call(self) -> Global___ToolCall:
+        """A tool the model asked for is starting, and how it ended (docs/agent.md)."""
+
+    @_builtins.property
+    def tool_result(self) -> Global___ToolResult: ...
     def __init__(
         self,
         *,
         delta: Global___TextDelta | None = ...,
         done: Global___TurnDone | None = ...,
+        tool_call: Global___ToolCall | None = ...,
+        tool_result: Global___ToolResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delta", "done"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delta", "done", "tool_call", "tool_result"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___ConverseResponse: _TypeAlias = ConverseResponse  # noqa: Y015
+
+@_typing.final
+class ToolCall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    SIDE_EFFECTS_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    call_id: _builtins.str
+    name: _builtins.str
+    arguments_json: _builtins.str
+    """The arguments as a JSON object."""
+    side_effects: _builtins.bool
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+        call_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        arguments_json: _builtins.str = ...,
+        side_effects: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "call_id", b"call_id", "name", b"name", "side_effects", b"side_effects", "turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolCall: _TypeAlias = ToolCall  # noqa: Y015
+
+@_typing.final
+class ToolResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    call_id: _builtins.str
+    name: _builtins.str
+    outcome: _builtins.str
+    """"ok", "error", "timeout" or "not_found" (a cancelled call sends no result)."""
+    result: _builtins.str
+    """What the model was given: the tool's result, or the error it can speak about."""
+    duration_ms: _builtins.float
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+        call_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        result: _builtins.str = ...,
+        duration_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "duration_ms", b"duration_ms", "name", b"name", "outcome", b"outcome", "result", b"result", "turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToolResult: _TypeAlias = ToolResult  # noqa: Y015
+
+@_typing.final
+class TurnScore(_message.Message):
+    """How likely the user's text is a finished turn, for the gateway's end-of-turn decision: the
+    embedded model's probability that the message ends after the text (its end-of-message
+    token, or a sentence-ending mark next), read with the same prompt prefix the reply reads.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    P_END_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    turn_id: _builtins.str
+    p_end: _builtins.float
+    """0..1; meaningless when available is false."""
+    available: _builtins.bool
+    """False when no provider here can score (the embedded model is not loaded)."""
+    elapsed_ms: _builtins.float
+    """Wall time the scoring took in the service."""
+    def __init__(
+        self,
+        *,
+        turn_id: _builtins.str = ...,
+        p_end: _builtins.float = ...,
+        available: _builtins.bool = ...,
+        elapsed_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "elapsed_ms", b"elapsed_ms", "p_end", b"p_end", "turn_id", b"turn_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnScore: _TypeAlias = TurnScore  # noqa: Y015
 
 @_typing.final
 class TextDelta(_message.Message):
@@ -188,6 +333,7 @@ class TurnDone(_message.Message):
     FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     CACHED_TOKENS_FIELD_NUMBER: _builtins.int
+    END_CALL_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     provider: _builtins.str
     """Which provider answered ("local", "gemini", "demo") and with which model."""
@@ -206,6 +352,8 @@ class TurnDone(_message.Message):
     """
     cached_tokens: _builtins.int
     """Prompt tokens read from the provider's cache rather than processed again."""
+    end_call: _builtins.bool
+    """The reply ran the end_call tool: once its audio has played, the session ends."""
     def __init__(
         self,
         *,
@@ -218,10 +366,11 @@ class TurnDone(_message.Message):
         first_token_ms: _builtins.float = ...,
         error: _builtins.str = ...,
         cached_tokens: _builtins.int = ...,
+        end_call: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "error", b"error", "first_token_ms", b"first_token_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "cancelled", b"cancelled", "completion_tokens", b"completion_tokens", "end_call", b"end_call", "error", b"error", "first_token_ms", b"first_token_ms", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
