@@ -163,3 +163,7 @@ bench-turns: install ## Turn taking on real speech, silence vs punctuation: cut-
 	@$(PY) -m bench.turns --corpus $(CORPUS) $(if $(PAUSES),--pauses $(PAUSES),) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
 
 k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline
+
+.PHONY: bench-phone
+bench-phone: install ## Phone calls: the clips as 8 kHz mu-law over Twilio's protocol vs 16 kHz PCM: latency p50/p90, WER (LIMIT=n)
+	@$(PY) -m bench.phone --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)

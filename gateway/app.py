@@ -11,9 +11,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.auth import TokenVerifier
 from gateway.metrics import GatewayMetrics
+from gateway.phone import (
+    CALL_SID_MAX,
+    STREAM_PATH,
+    VOICE_PATH,
+    CallTokens,
+    connect_twiml,
+    signature_valid,
+    stream_url,
+)
 from gateway.session import Session, new_session_id
 from gateway.settings import GatewaySettings
+from gateway.transports.base import Transport
 from gateway.transports.browser import BrowserTransport
+from gateway.transports.twilio import TwilioTransport
 from gateway.upstream import Upstreams
 
 log = logging.getLogger(__name__)
@@ -24,6 +35,9 @@ UPSTREAMS = web.AppKey("upstreams", Upstreams)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 SESSIONS = web.AppKey[set[Session]]("sessions")
 METRICS = web.AppKey("metrics", GatewayMetrics)
+CALL_TOKENS = web.AppKey("call_tokens", CallTokens)
+# A phone stream must send its start (with the call's token) within this long.
+STREAM_START_TIMEOUT_S = 10.0
 
 
 async def index(_request: web.Request) -> web.FileResponse:
@@ -80,10 +94,69 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         count_error=lambda code: app[METRICS].errors.labels(code).inc(),
         name=session_id,
     )
-    session = Session(session_id, transport, app[UPSTREAMS], settings, app[METRICS])
+    await _run_session(app, session_id, transport, ws, identity.subject)
+    return ws
+
+
+async def twilio_voice(request: web.Request) -> web.Response:
+    """Twilio's webhook for an incoming call: TwiML connecting it to the media stream."""
+    app = request.app
+    settings = app[SETTINGS]
+    form = await request.post()
+    params: dict[str, list[str]] = {}
+    for name, value in form.items():
+        if isinstance(value, str):
+            params.setdefault(name, []).append(value)
+    url = settings.public_url + request.path_qs
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature_valid(settings.twilio_auth_token, url, params, signature):
+        log.warning("refused a %s request whose Twilio signature does not verify", VOICE_PATH)
+        app[METRICS].errors.labels("bad_signature").inc()
+        raise web.HTTPForbidden(text="the X-Twilio-Signature does not verify\n")
+    call_sid = (params.get("CallSid") or [""])[0]
+    if not call_sid or len(call_sid) > CALL_SID_MAX:
+        raise web.HTTPBadRequest(text="CallSid is missing\n")
+    token = app[CALL_TOKENS].issue(call_sid)
+    log.info("call %s: answering with a media stream", call_sid)
+    twiml = connect_twiml(stream_url(settings.public_url), token)
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+async def twilio_stream(request: web.Request) -> web.StreamResponse:
+    """Twilio's media stream for a call answered by ``twilio_voice`` (its start carries the
+    call's token: the transport refuses the stream without it)."""
+    app = request.app
+    settings = app[SETTINGS]
+    if len(app[SESSIONS]) >= settings.max_sessions:
+        raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
+    # Media messages are ~300 bytes; no heartbeat: a live stream sends media every 20 ms.
+    ws = web.WebSocketResponse(max_msg_size=1 << 20)
+    await ws.prepare(request)
+    session_id = new_session_id()
+    transport = TwilioTransport(
+        ws,
+        output_rate=settings.output_sample_rate,
+        verify_start=app[CALL_TOKENS].accepts,
+        idle_timeout_s=settings.idle_timeout_s,
+        start_timeout_s=STREAM_START_TIMEOUT_S,
+        count_error=lambda code: app[METRICS].errors.labels(code).inc(),
+        name=session_id,
+    )
+    await _run_session(app, session_id, transport, ws, "phone")
+    return ws
+
+
+async def _run_session(
+    app: web.Application,
+    session_id: str,
+    transport: Transport,
+    ws: web.WebSocketResponse,
+    subject: str,
+) -> None:
+    session = Session(session_id, transport, app[UPSTREAMS], app[SETTINGS], app[METRICS])
     app[SESSIONS].add(session)
     app[METRICS].sessions.inc()
-    log.info("session %s opened for %s (%d open)", session.id, identity.subject, len(app[SESSIONS]))
+    log.info("session %s opened for %s (%d open)", session.id, subject, len(app[SESSIONS]))
     try:
         await session.run()
     except Exception:
@@ -95,7 +168,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
         log.info("session %s closed (%d open)", session.id, len(app[SESSIONS]))
-    return ws
 
 
 async def _connect_upstreams(app: web.Application) -> None:
@@ -130,4 +202,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws/{token}", websocket)
     app.router.add_static("/static/", STATIC_DIR)
+    if settings.twilio_auth_token:
+        app[CALL_TOKENS] = CallTokens(settings.twilio_auth_token)
+        app.router.add_post(VOICE_PATH, twilio_voice)
+        app.router.add_get(STREAM_PATH, twilio_stream)
     return app

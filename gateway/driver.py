@@ -162,23 +162,20 @@ class TurnDriver:
     def _cancel_llm(self, action: act.CancelLlm) -> None:
         cancel = llm_pb2.CancelTurn(
             turn_id=action.attempt,
-            heard_text=action.heard_text,
+            # The client's account of its playback (a phone's marks) where it gives one.
+            heard_text=self._transport.heard_text(action.heard_text),
             has_heard_text=True,
             discard=action.discard,
         )
         self._stages.llm(llm_pb2.ConverseRequest(cancel=cancel))
 
     def _end_session(self, action: act.EndSession) -> None:
-        """The agent hung up: the socket closes once the goodbye has played."""
+        """The agent hung up: the transport closes once the goodbye has played (by the clock,
+        or by what its client reports of its playback: a phone's marks)."""
         log.info("%s: %s", self._name, action.reason)
-
-        def close() -> None:
-            task = asyncio.create_task(self._transport.close(code=1000, reason=action.reason))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-        delay = max(action.at - time.perf_counter(), 0.0)
-        asyncio.get_running_loop().call_later(delay, close)
+        task = asyncio.create_task(self._transport.hang_up(at=action.at, reason=action.reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _speak(self, action: act.Speak) -> None:
         text = tts_pb2.TextInput(

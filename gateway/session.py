@@ -23,7 +23,13 @@ from gateway.links import StageFailure, StageLink
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.stage_events import from_llm, from_stt, from_tts
-from gateway.transports.base import ClientAudio, ClientStop, StartRequest, Transport
+from gateway.transports.base import (
+    ClientAudio,
+    ClientDigits,
+    ClientStop,
+    StartRequest,
+    Transport,
+)
 from gateway.turns import events as ev
 from gateway.turns.machine import TurnMachine
 from gateway.turns.policy import BargeIn, EarlyThinking, EndOfTurn, ReplyStyle, TurnPolicy
@@ -114,6 +120,8 @@ class Session:
                 await self._start(item)
             elif isinstance(item, ClientAudio):
                 self._audio(item)
+            elif isinstance(item, ClientDigits):
+                self._digits(item)
 
     async def _start(self, request: StartRequest) -> None:
         if self._links:
@@ -141,6 +149,19 @@ class Session:
         self._clock.record(len(audio.pcm) // 2, audio.at)
         chunk = audio_pb2.AudioChunk(pcm=audio.pcm, sample_rate=self._transport.input_rate)
         self._links["stt"].send(stt_pb2.TranscribeRequest(audio=chunk))
+
+    def _digits(self, digits: ClientDigits) -> None:
+        """Keys pressed on a phone: a user turn of their own, ``[pressed 1 2 3]`` (what the
+        agent and its tools read), as if the caller had said it; it interrupts the agent."""
+        if not self._links:
+            return
+        text = f"[pressed {' '.join(digits.digits)}]"
+        log.info("session %s: the caller pressed %d key(s)", self.id, len(digits.digits))
+        self._post(
+            ev.TranscriptReceived(
+                "", text, final=True, at_pause=False, duration_s=0.0, speech_end_at=digits.at
+            )
+        )
 
     async def send_error(self, code: str, message: str, **fields: Any) -> None:
         self._metrics.errors.labels(code).inc()

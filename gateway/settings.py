@@ -32,6 +32,9 @@ class GatewaySettings:
     idle_timeout_s: float
     turn_timeout_s: float
     drain_timeout_s: float
+    # Phone calls (gateway/phone.py): off without the auth token.
+    twilio_auth_token: str = ""
+    public_url: str = ""
     # The agent file's voice (gateway/agent_file.py), for sessions that ask for none.
     agent_voice: str = ""
 
@@ -64,8 +67,22 @@ class GatewaySettings:
             idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
             turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
             drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),
+            twilio_auth_token=env.text("", "TWILIO_AUTH_TOKEN"),
+            public_url=env.text("", "GATEWAY_PUBLIC_URL").rstrip("/"),
             agent_voice=_agent_voice(env),
         )
+        if settings.twilio_auth_token and not settings.public_url:
+            env.problem(
+                "GATEWAY_PUBLIC_URL must be set with TWILIO_AUTH_TOKEN: Twilio's signatures are "
+                "checked against it (e.g. https://agent.example.com)"
+            )
+        if settings.public_url:
+            scheme, _, rest = settings.public_url.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest or "?" in rest:
+                env.problem(
+                    "GATEWAY_PUBLIC_URL must be http:// or https:// and a host, with no path "
+                    f"(got {settings.public_url!r})"
+                )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
         if settings.token_secret and len(settings.token_secret) < 16:

@@ -36,7 +36,15 @@ class ClientStop:
     pass
 
 
-ClientInput = StartRequest | ClientAudio | ClientStop
+@dataclass(frozen=True)
+class ClientDigits:
+    """Keys pressed on a phone (``0``-``9``, ``*``, ``#``), in order, gathered at ``at``."""
+
+    digits: str
+    at: float
+
+
+ClientInput = StartRequest | ClientAudio | ClientStop | ClientDigits
 
 
 class Transport(Protocol):
@@ -58,5 +66,17 @@ class Transport(Protocol):
         ...
 
     async def send_event(self, kind: str, **fields: Any) -> None: ...
+
+    def heard_text(self, estimate: str) -> str:
+        """What the user heard of the reply whose audio goes out now, by the client's own
+        account of its playback (a phone's marks). ``estimate`` is the turn machine's, from the
+        audio sent and the clock; a transport that knows no better returns it."""
+        ...
+
+    async def hang_up(self, *, at: float, reason: str) -> None:
+        """Close once the client has played what it was sent: at ``at`` (``time.perf_counter``)
+        by the turn machine's reckoning; a transport that hears back from its client (a phone's
+        marks) waits for that instead."""
+        ...
 
     async def close(self, *, code: int, reason: str) -> None: ...

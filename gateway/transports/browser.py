@@ -145,6 +145,9 @@ class BrowserTransport:
     async def send_event(self, kind: str, **fields: Any) -> None:
         await self._send_text(event(kind, **fields))
 
+    def heard_text(self, estimate: str) -> str:
+        return estimate  # the browser reports no playback: the machine's estimate stands
+
     async def _error(self, code: str, message: str) -> None:
         """An error of the transport's own (a bad message or frame, an idle client)."""
         self._count_error(code)
@@ -168,6 +171,10 @@ class BrowserTransport:
                 log.warning("session %s: the client is too slow to take audio; closing", self._name)
                 self._count_error("client_too_slow")
                 await self._ws.close(code=1008, message=b"client too slow")
+
+    async def hang_up(self, *, at: float, reason: str) -> None:
+        await asyncio.sleep(max(at - time.perf_counter(), 0.0))
+        await self.close(code=1000, reason=reason)
 
     async def close(self, *, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode())

@@ -45,6 +45,12 @@ class RecordingTransport:
     async def close(self, *, code: int, reason: str) -> None:
         pass
 
+    def heard_text(self, estimate: str) -> str:
+        return estimate
+
+    async def hang_up(self, *, at: float, reason: str) -> None:
+        pass
+
     def events(self) -> list[str]:
         return [o.type for o in self.sent if isinstance(o, act.SendEvent)]
 
