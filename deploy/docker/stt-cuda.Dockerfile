@@ -21,9 +21,9 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 voice \
+    && groupadd --system --gid 10001 voice-agent \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-       --shell /usr/sbin/nologin voice
+       --shell /usr/sbin/nologin voice-agent
 
 COPY requirements.txt /tmp/build/requirements.txt
 COPY deploy/docker/requirements/ /tmp/build/requirements/

@@ -1,9 +1,11 @@
-# syntax=docker/dockerfile:1
 # The stt image for CPUs: faster-whisper (CTranslate2, int8 on CPU), Silero VAD and the
 # embedded Whisper tiny.en (a pinned package), so the container needs no network at start.
 # For NVIDIA GPUs build stt-cuda.Dockerfile instead.
 #   docker build -f deploy/docker/stt.Dockerfile -t voice-agent/stt:0.1.0 .
-FROM python:3.11.14-slim-bookworm
+# BASE_IMAGE: the public Python slim image by default; machines without registry access build
+# a local Debian bookworm one with `make base-image`, which `make images` then passes here.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,14 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-COPY requirements.txt /tmp/build/requirements.txt
-COPY deploy/docker/requirements/ /tmp/build/requirements/
-RUN groupadd --system --gid 10001 voice \
+# The requirement lists are bind-mounted (no layer keeps them); pip's cache is a BuildKit
+# cache mount, so a rebuild downloads nothing it already has and no layer holds the cache.
+RUN --mount=type=bind,source=requirements.txt,target=/tmp/build/requirements.txt \
+    --mount=type=bind,source=deploy/docker/requirements,target=/tmp/build/requirements \
+    --mount=type=cache,target=/root/.cache/pip,sharing=locked \
+    groupadd --system --gid 10001 voice-agent \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-       --shell /usr/sbin/nologin voice \
+       --shell /usr/sbin/nologin voice-agent \
     && python -m venv /opt/venv \
-    && pip install --no-cache-dir -c /tmp/build/requirements.txt -r /tmp/build/requirements/stt.txt \
-    && rm -rf /tmp/build
+    && pip install -c /tmp/build/requirements.txt -r /tmp/build/requirements/stt.txt
 
 WORKDIR /app
 COPY voice/ voice/

@@ -11,62 +11,16 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from launcher.cluster import Cluster, ClusterConfig
 from tests.conftest import Clip, clip_named
 from tools.client import ClipAudio, talk
+from tools.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 SERVICES = {"gateway", "stt", "llm", "tts"}
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    service: str
-    span: trace_pb2.Span
-
-    @property
-    def events(self) -> dict[str, int]:
-        return {event.name: event.time_unix_nano for event in self.span.events}
-
-    def attribute(self, key: str) -> str:
-        for attribute in self.span.attributes:
-            if attribute.key == key:
-                value = attribute.value
-                return value.string_value or str(value.int_value or value.double_value)
-        return ""
-
-
-class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-
-    async def Export(  # noqa: N802 - the OTLP method name
-        self,
-        request: trace_service_pb2.ExportTraceServiceRequest,
-        context: grpc.aio.ServicerContext,
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
-        for resource_spans in request.resource_spans:
-            service = next(
-                (
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                ),
-                "",
-            )
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.extend(ReceivedSpan(service, span) for span in scope_spans.spans)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def named(self, name: str) -> list[ReceivedSpan]:
-        return [s for s in self.spans if s.span.name == name]
-
-    def in_trace(self, trace_id: bytes) -> list[ReceivedSpan]:
-        return [s for s in self.spans if s.span.trace_id == trace_id]
 
 
 @dataclass
