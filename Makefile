@@ -79,7 +79,7 @@ proto-check: $(INSTALLED) ## Fail when the committed stubs differ from what the 
 	  if ! cmp -s "$$f" "voice/v1/$$(basename $$f)"; then echo "drift: voice/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; fi; \
 	done; rm -rf $$tmp; echo "generated stubs match the protos"
 
-bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SESSIONS=n MODES=streaming,no-early,serial,overhead)
+bench: install ## Latency benchmark on real speech (CORPUS=dir OUT=file.json SESSIONS=n MODES=streaming,no-early,serial,overhead; also punctuation, semantic)
 	@$(PY) -m bench --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(OUT),--out $(OUT),) $(if $(MODES),--modes $(MODES),)
 
 bench-baseline: install ## Run the benchmark and save it as the baseline to compare against
@@ -188,8 +188,8 @@ bench-peer: install ## This project vs a stock Pipecat 1.14 pipeline, same model
 	@$(PY) -m bench.peer --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
 
 .PHONY: bench-turns
-bench-turns: install ## Turn taking on real speech, silence vs punctuation: cut-offs, delay (PAUSES=ms,... LIMIT=n)
-	@$(PY) -m bench.turns --corpus $(CORPUS) $(if $(PAUSES),--pauses $(PAUSES),) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
+bench-turns: install ## Turn taking on real speech, every end-of-turn rule: cut-offs, delay (PAUSES=ms,... LIMIT=n RULES=a,b MAX_MS= THRESHOLD=)
+	@$(PY) -m bench.turns --corpus $(CORPUS) $(if $(PAUSES),--pauses $(PAUSES),) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),) $(if $(RULES),--rules $(RULES),) $(if $(MAX_MS),--max-ms $(MAX_MS),) $(if $(THRESHOLD),--threshold $(THRESHOLD),)
 
 k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline
 

@@ -46,6 +46,8 @@ MODES: dict[str, dict[str, Any]] = {
     "streaming": {"pipeline": "streaming"},
     "no-early": {"pipeline": "streaming", "early_thinking": False},
     "serial": {"pipeline": "serial"},
+    "punctuation": {"pipeline": "streaming", "end_of_turn": "punctuation"},
+    "semantic": {"pipeline": "streaming", "end_of_turn": "semantic"},
     "overhead": {},
 }
 # Counters read from the cluster's /metrics before and after each mode: what early thinking
@@ -213,7 +215,8 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         default="streaming,no-early,serial,overhead",
-        help="comma-separated: streaming, no-early (no early thinking), serial, overhead",
+        help="comma-separated: streaming, no-early (no early thinking), serial, overhead, "
+        "punctuation and semantic (streaming with that end-of-turn rule)",
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
     parser.add_argument("--tolerance", type=float, default=0.15, help="allowed p50/p90 growth")

@@ -4,8 +4,9 @@ Cases are built from the real recordings in the corpus: every speech clip as it 
 (``complete``), and clips of four words or more cut between two words near their middle (Whisper
 word timestamps) with a pause of 300-1500 ms inserted there (``pause-600`` ...). Every case is
 streamed in real time through the real cluster (frame k at (k + 1) x 20 ms), once per
-end-of-turn rule (``silence``, ``punctuation``: the ``start`` message's ``end_of_turn``), and
-for each it records:
+end-of-turn rule (``silence``, ``punctuation``, ``semantic``: the ``start`` message's
+``end_of_turn``; ``--max-ms``, ``--short-ms`` and ``--threshold`` set the gateway's
+``GATEWAY_END_OF_TURN_*``), and for each it records:
 
 - a **false cut-off**: an ``end_of_turn`` event or agent audio that arrived before the case's
   acoustic end of speech (the user had not finished);
@@ -35,7 +36,7 @@ from tools.acoustics import PlaybackClock, speech_end_s
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 0.02
-RULES = ("silence", "punctuation")
+RULES = ("silence", "punctuation", "semantic")
 PAUSES_MS = (300, 600, 1000, 1500)
 # After the speech: how long to wait for the answer to begin.
 ANSWER_WAIT_S = 6.0
@@ -60,6 +61,9 @@ class Outcome:
     decision_delay_ms: float | None = None
     latency_ms: float | None = None
     end_reasons: list[str] = field(default_factory=list)
+    # The end-of-turn event's score for each decision (punctuation's or the model's).
+    end_scores: list[float | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)
 
 
@@ -147,10 +151,13 @@ async def play(url: str, case: Case, rule: str) -> Outcome:
                     rate = int(data["output_sample_rate"])
                 elif data["type"] == "end_of_turn":
                     outcome.end_reasons.append(str(data.get("reason")))
+                    outcome.end_scores.append(data.get("score"))
                     if now < end_at:
                         outcome.cut_off = True
                     elif outcome.decision_delay_ms is None:
                         outcome.decision_delay_ms = round((now - end_at) * 1000, 1)
+                elif data["type"] == "error":
+                    outcome.errors.append(f"{data.get('code')}: {data.get('message')}")
                 elif data["type"] == "transcript" and data.get("final"):
                     outcome.finals.append(str(data.get("text", "")))
 
@@ -269,7 +276,8 @@ async def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     with out.with_suffix(".log").open("w") as log:
-        config = ClusterConfig.on_free_ports(output=log, env={"OTEL_SDK_DISABLED": "true"})
+        env = {"OTEL_SDK_DISABLED": "true", **_settings_env(args)}
+        config = ClusterConfig.on_free_ports(output=log, env=env)
         print(f"{len(cases)} cases x {len(args.rules)} rules; starting the cluster...", flush=True)
         async with Cluster(config) as cluster:
             progress = tqdm(total=len(cases) * len(args.rules), unit="case")
@@ -279,12 +287,46 @@ async def run(args: argparse.Namespace) -> int:
                     outcomes.append(await play(url, case, rule))
                     progress.update(1)
             progress.close()
+            cost = await score_cost(f"http://127.0.0.1:{cluster.config.metrics_ports['llm']}")
     table = summarize(outcomes)
     print_table(table)
-    out.write_text(json.dumps({"summary": table, "cases": [asdict(o) for o in outcomes]}, indent=2))
+    errors = sorted({error for o in outcomes for error in o.errors})
+    for error in errors:
+        print(f"error from the gateway: {error}")
+    if cost:
+        print(
+            f"\nthe language model's end-of-turn score: {cost['count']:.0f} scored, "
+            f"{cost['mean_ms']:.1f} ms each on average (wall, in the llm service)"
+        )
+    report = {"settings": _settings_env(args), "summary": table, "end_score_cost": cost}
+    out.write_text(json.dumps({**report, "cases": [asdict(o) for o in outcomes]}, indent=2))
     plot(outcomes, table, out.with_suffix(".png"))
     print(f"\nwrote {out}\n      {out.with_suffix('.png')}")
     return 0
+
+
+async def score_cost(metrics_url: str) -> dict[str, float]:
+    """What the end-of-turn scores cost in the llm service (``voice_llm_end_score_seconds``)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{metrics_url}/metrics") as response:
+        page = await response.text()
+    values = {}
+    for line in page.splitlines():
+        for name in ("sum", "count"):
+            if line.startswith(f"voice_llm_end_score_seconds_{name} "):
+                values[name] = float(line.split()[1])
+    if not values.get("count"):
+        return {}
+    return {"count": values["count"], "mean_ms": round(values["sum"] / values["count"] * 1000, 1)}
+
+
+def _settings_env(args: argparse.Namespace) -> dict[str, str]:
+    """The gateway's end-of-turn settings the run asks for (unset: the gateway's defaults)."""
+    chosen = {
+        "GATEWAY_END_OF_TURN_MAX_MS": args.max_ms,
+        "GATEWAY_END_OF_TURN_SHORT_MS": args.short_ms,
+        "GATEWAY_END_OF_TURN_THRESHOLD": args.threshold,
+    }
+    return {name: str(value) for name, value in chosen.items() if value is not None}
 
 
 def main() -> int:
@@ -294,6 +336,9 @@ def main() -> int:
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--pauses", default=",".join(map(str, PAUSES_MS)), help="ms, inserted")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
+    parser.add_argument("--max-ms", type=int, default=None, help="the long silence")
+    parser.add_argument("--short-ms", type=int, default=None, help="the short silence")
+    parser.add_argument("--threshold", type=float, default=None, help="score to end at a pause")
     args = parser.parse_args()
     args.rules = [r for r in args.rules.split(",") if r]
     args.pauses = [int(p) for p in args.pauses.split(",") if p]

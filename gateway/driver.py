@@ -155,6 +155,7 @@ class TurnDriver:
             turn_id=action.attempt,
             text=action.text,
             trace_context=self._context(action.attempt),
+            score_end=action.score_end,
             early=action.early,
         )
         self._stages.llm(llm_pb2.ConverseRequest(turn=turn))

@@ -256,7 +256,13 @@ class Session:
         return refusals
 
     def _end_of_turn(self) -> EndOfTurn:
-        return EndOfTurn(self._options.end_of_turn, self._settings.end_of_turn_max_ms)
+        settings = self._settings
+        return EndOfTurn(
+            self._options.end_of_turn,
+            max_silence_ms=settings.end_of_turn_max_ms,
+            short_silence_ms=settings.end_of_turn_short_ms,
+            threshold=settings.end_of_turn_threshold,
+        )
 
     def _start_links(self) -> None:
         options = self._options

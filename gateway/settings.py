@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.agent_file import AgentFileError, agent_voice
+from gateway.turns.policy import END_OF_TURN_RULES
 from voice.settings import CommonSettings, Env
 
 
@@ -29,6 +30,8 @@ class GatewaySettings:
     early_thinking: bool
     end_of_turn: str
     end_of_turn_max_ms: int
+    end_of_turn_short_ms: int
+    end_of_turn_threshold: float
     idle_timeout_s: float
     turn_timeout_s: float
     drain_timeout_s: float
@@ -60,10 +63,12 @@ class GatewaySettings:
             pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
             barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
             early_thinking=env.flag(True, "GATEWAY_EARLY_THINKING"),
-            end_of_turn=env.text(
-                "silence", "GATEWAY_END_OF_TURN", choices=("silence", "punctuation")
-            ),
+            end_of_turn=env.text("silence", "GATEWAY_END_OF_TURN", choices=END_OF_TURN_RULES),
             end_of_turn_max_ms=env.integer(1000, "GATEWAY_END_OF_TURN_MAX_MS", low=200, high=10000),
+            end_of_turn_short_ms=env.integer(160, "GATEWAY_END_OF_TURN_SHORT_MS", low=0, high=5000),
+            end_of_turn_threshold=env.number(
+                0.2, "GATEWAY_END_OF_TURN_THRESHOLD", low=0.0, high=1.0
+            ),
             idle_timeout_s=env.number(120.0, "GATEWAY_IDLE_TIMEOUT_S", low=1.0, high=86400.0),
             turn_timeout_s=env.number(30.0, "GATEWAY_TURN_TIMEOUT_S", low=1.0, high=600.0),
             drain_timeout_s=env.number(10.0, "GATEWAY_DRAIN_TIMEOUT_S", low=0.0, high=600.0),
@@ -85,6 +90,8 @@ class GatewaySettings:
                 )
         if not settings.tokens and not settings.token_secret:
             env.problem("set GATEWAY_TOKENS or GATEWAY_TOKEN_SECRET: every client needs a token")
+        if settings.end_of_turn_short_ms >= settings.end_of_turn_max_ms:
+            env.problem("GATEWAY_END_OF_TURN_SHORT_MS must be below GATEWAY_END_OF_TURN_MAX_MS")
         if settings.token_secret and len(settings.token_secret) < 16:
             env.problem("GATEWAY_TOKEN_SECRET must be at least 16 characters")
         env.check("gateway")

@@ -44,6 +44,9 @@ def from_stt(
 def from_llm(response: llm_pb2.ConverseResponse) -> ev.Event | None:
     if response.HasField("delta"):
         return ev.ReplyText(response.delta.turn_id, response.delta.text)
+    if response.HasField("score"):
+        score = response.score
+        return ev.EndScored(score.turn_id, score.p_end, available=score.available)
     if response.HasField("done"):
         done = response.done
         return ev.ReplyDone(

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.turns.policy import END_OF_TURN_RULES
 from voice.opus import OPUS_RATES
 
 MIN_RATE, MAX_RATE = 8000, 48000
@@ -67,7 +68,6 @@ def _text(value: Any, field: str, limit: int = 64) -> str:
 
 
 PIPELINES = ("streaming", "serial")
-END_OF_TURN_RULES = ("silence", "punctuation")
 CODECS = ("pcm16", "opus")
 
 

@@ -56,6 +56,8 @@ class CloseAudio:
 class AskLlm:
     attempt: str
     text: str
+    # Ask for the text's end-of-turn score before the reply (an ``EndScored`` event).
+    score_end: bool = False
     # An early reply (it may be discarded): tools with side effects wait for ConfirmLlm.
     early: bool = False
 

@@ -52,6 +52,16 @@ class ReplyText:
 
 
 @dataclass(frozen=True)
+class EndScored:
+    """The language model's score of how complete the reply's text reads as a turn."""
+
+    attempt: str
+    p_end: float
+    # False when the llm service could not score (no model that can): punctuation decides.
+    available: bool = True
+
+
+@dataclass(frozen=True)
 class ReplyDone:
     attempt: str
     provider: str = ""
@@ -139,6 +149,7 @@ Event = (
     | UserTurnEnded
     | TranscriptReceived
     | ReplyText
+    | EndScored
     | ReplyDone
     | ToolCalled
     | ToolFinished

@@ -17,6 +17,7 @@ returns the actions to carry out, in order (gateway/turns/actions.py). The polic
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.timeline import Timeline
@@ -28,6 +29,20 @@ from gateway.turns.reply import Reply
 from gateway.turns.timers import Timers
 
 BARGE_IN = "barge_in"
+# The short silence after a pause whose words were scored complete (``EndOfTurn``).
+END_OF_TURN = "end_of_turn"
+
+
+@dataclass
+class PauseDecision:
+    """The words decoded at a pause, waiting for the language model's end-of-turn score (the
+    early reply ``attempt`` carries the request), or for the short silence to run out."""
+
+    attempt: str
+    event: ev.TranscriptReceived
+    text: str
+    score: float | None = None
+
 
 __all__ = ["State", "TurnMachine"]
 
@@ -45,6 +60,8 @@ class TurnMachine(ReplySteps):
         # The utterance the machine ended itself (at a pause): stt's own end for it is old news.
         self._decided_utterance: str | None = None
         self._decided_text = ""
+        # A pause being decided by the semantic rule (its score, then its short silence).
+        self._pause: PauseDecision | None = None
         # The utterance that began while the agent was busy (a barge-in, if it lasts).
         self._overlapping: str | None = None
         self._timers = Timers()
@@ -57,6 +74,7 @@ class TurnMachine(ReplySteps):
             ev.UserTurnEnded: self._user_turn_ended,
             ev.TranscriptReceived: self._transcript,
             ev.ReplyText: self._reply_text,
+            ev.EndScored: self._end_scored,
             ev.ReplyDone: self._reply_done,
             ev.ToolCalled: self._tool_called,
             ev.ToolFinished: self._tool_finished,
@@ -89,6 +107,7 @@ class TurnMachine(ReplySteps):
 
     def _speech_started(self, event: ev.SpeechStarted) -> None:
         self._event("speech_started", turn_id=self.next_turn_id)
+        self._forget_pause()
         if event.utterance_id == self._decided_utterance:
             self._decided_utterance = None  # the user went on: what stt says next is new
         if event.resumed:
@@ -106,9 +125,12 @@ class TurnMachine(ReplySteps):
         if event.utterance_id and event.utterance_id == self._decided_utterance:
             return
         self._end_of_turn_at = event.decided_at
-        self._end_reason = ("silence", None)
+        # The long silence: the reason keeps the score that did not end the turn at the pause.
+        self._end_reason = ("silence", self._pause.score if self._pause else None)
+        self._forget_pause()
 
     def _speech_forgotten(self, _event: ev.SpeechForgotten) -> None:
+        self._forget_pause()
         self._cancel_timer(BARGE_IN)
         self._overlapping = None
         self._end_of_turn_at = None
@@ -138,17 +160,22 @@ class TurnMachine(ReplySteps):
             self._decided_utterance = None
             if policy.early_thinking.confirms(self._decided_text, text):
                 return  # stt's own final for the turn the machine ended at the pause
-        if event.at_pause and text and policy.end_of_turn.decides_at_pause:
-            complete, score = policy.end_of_turn.is_complete(text)
+        early = policy.style.allows_early_start and policy.early_thinking.starts_on(
+            text, event.at_pause
+        )
+        end_of_turn = policy.end_of_turn
+        scored = early and end_of_turn.wants_model_score(text)
+        if event.at_pause and text and end_of_turn.decides_at_pause and not scored:
+            complete, score = end_of_turn.decide(text)
             if complete:
                 self._end_at_pause(event, text, score)
                 return
         self._event("transcript", text=event.text, final=event.final, turn_id=self.next_turn_id)
-        if policy.style.allows_early_start and policy.early_thinking.starts_on(
-            text, event.at_pause
-        ):
+        if early:
             self._set_state(State.USER_SPEAKING)
-            self._start_reply(event, early=True)
+            if self._start_reply(event, early=True, score_end=scored) and scored:
+                assert self.reply is not None
+                self._pause = PauseDecision(self.reply.attempt, event, text)
             return
         if not event.final:
             return
@@ -168,6 +195,32 @@ class TurnMachine(ReplySteps):
         else:
             self._discard_early_reply()
             self._set_state(State.LISTENING)
+
+    def _end_scored(self, event: ev.EndScored) -> None:
+        """The model's score for the words at the pause: the turn ends after the short silence
+        when they read as complete, or waits for the long one."""
+        pause = self._pause
+        if pause is None or pause.attempt != event.attempt:
+            return
+        complete, pause.score = self.policy.end_of_turn.decide(
+            pause.text, event.p_end if event.available else None
+        )
+        if not complete:
+            return
+        due = pause.event.speech_end_at + self.policy.end_of_turn.short_silence_s
+        if due <= self._now:
+            self._end_paused()
+        else:
+            self._set_timer(END_OF_TURN, due)
+
+    def _end_paused(self) -> None:
+        pause, self._pause = self._pause, None
+        if pause is not None and pause.score is not None:
+            self._end_at_pause(pause.event, pause.text, pause.score)
+
+    def _forget_pause(self) -> None:
+        self._pause = None
+        self._cancel_timer(END_OF_TURN)
 
     def _end_at_pause(self, event: ev.TranscriptReceived, text: str, score: float) -> None:
         """The words at the pause are a complete turn: it ends now, not after the long silence.
@@ -211,7 +264,9 @@ class TurnMachine(ReplySteps):
         self._end_reason = ("silence", None)
         return reason, score
 
-    def _start_reply(self, event: ev.TranscriptReceived, *, early: bool) -> bool:
+    def _start_reply(
+        self, event: ev.TranscriptReceived, *, early: bool, score_end: bool = False
+    ) -> bool:
         """Start a reply to the transcript; False when a stage is down (the client is told)."""
         self._cancel_reply()
         down = sorted(self._down)
@@ -251,7 +306,7 @@ class TurnMachine(ReplySteps):
         )
         if not early:
             self._link(reply)
-        self._emit(act.AskLlm(reply.attempt, reply.text, early=early))
+        self._emit(act.AskLlm(reply.attempt, reply.text, score_end=score_end, early=early))
         timeline.mark("llm_start", self._now)
         self._set_timer(LLM_QUIET, self._now + self.policy.stage_timeout_s)
         self._set_timer(TTS_QUIET, self._now + self.policy.stage_timeout_s)
@@ -305,7 +360,9 @@ class TurnMachine(ReplySteps):
         if at is None:
             return  # cancelled or replaced before it fired
         kind = event.timer.kind
-        if kind == BARGE_IN:
+        if kind == END_OF_TURN:
+            self._end_paused()
+        elif kind == BARGE_IN:
             self._overlapping = None
             self._set_state(State.USER_SPEAKING)
             if self._cancel_reply():
@@ -321,6 +378,7 @@ class TurnMachine(ReplySteps):
         self._cancel_reply()
 
     def _closed(self, _event: ev.SessionClosed) -> None:
+        self._forget_pause()
         self._cancel_timer(BARGE_IN)
         self._cancel_reply()
         self._out += self._timers.cancel_all()

@@ -47,7 +47,7 @@ OPEN_ENDINGS = frozenset(
     {"um", "uh", "er", "erm", "hmm", "and", "but", "or", "so", "because", "to", "a", "an"}
     | {"the", "of", "for", "with", "my", "your", "if", "that"}
 )
-END_OF_TURN_RULES = ("silence", "punctuation")
+END_OF_TURN_RULES = ("silence", "punctuation", "semantic")
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,35 @@ class EndOfTurn:
     """When the user's turn is over.
 
     ``silence``: when stt has heard ``STT_END_OF_TURN_MS`` of silence after the speech (the
-    rule every turn used before). ``punctuation``: also at the first pause (``STT_PAUSE_MS``),
-    when the text decoded there reads as a complete turn by Whisper's own punctuation (it ends
-    in ".", "?" or "!", not "...", and not on a word that leaves it open, such as "and" or
-    "um"); an utterance that does not read as complete waits for a longer silence, at most
-    ``max_silence_ms`` (sent to stt as the stream's end-of-turn silence).
+    rule every turn used before). The other rules decide at the user's first pause
+    (``STT_PAUSE_MS``) from the words decoded there, and end a turn that reads as complete after
+    ``short_silence_ms`` of silence; one that does not waits for the long silence,
+    ``max_silence_ms`` (sent to stt as the stream's end-of-turn silence):
+
+    - ``punctuation``: complete when Whisper's own punctuation ends it ("." "?" "!", not "...",
+      and not on a word that leaves it open, such as "and" or "um"): scores 1 ("?"), 0.8
+      ("." "!") or 0.
+    - ``semantic``: words that punctuation reads as complete are scored by the embedded
+      language model (the probability that the message closes there, with Whisper's final mark
+      taken off; services/llm/end_score.py), and the turn is complete when that score reaches
+      ``threshold``. Without the model's score (none loaded, or it fails) punctuation decides.
     """
 
     rule: str = "silence"
     max_silence_ms: int = 1000
-    threshold: float = 0.5
+    short_silence_ms: int = 160
+    threshold: float = 0.2
 
     @property
     def decides_at_pause(self) -> bool:
         return self.rule != "silence"
 
+    @property
+    def short_silence_s(self) -> float:
+        return self.short_silence_ms / 1000
+
     def completeness(self, text: str) -> float:
-        """How complete the words read as a turn, from 0 (open) to 1 (a question)."""
+        """How complete the words read as a turn by their punctuation, from 0 (open) to 1."""
         text = text.strip()
         words = normalize_transcript(text).split()
         if not words or words[-1] in OPEN_ENDINGS or text.endswith(("...", "…", ",", "-")):
@@ -80,9 +92,16 @@ class EndOfTurn:
             return 1.0
         return 0.8 if text.endswith((".", "!")) else 0.0
 
-    def is_complete(self, text: str) -> tuple[bool, float]:
-        score = self.completeness(text)
-        return score >= self.threshold, score
+    def wants_model_score(self, text: str) -> bool:
+        """Whether the decision on these words waits for the language model's score."""
+        return self.rule == "semantic" and self.completeness(text) > 0
+
+    def decide(self, text: str, model_score: float | None = None) -> tuple[bool, float]:
+        """Whether the words at the pause end the turn, and the score that decided it."""
+        punctuation = self.completeness(text)
+        if self.rule == "semantic" and model_score is not None and punctuation > 0:
+            return model_score >= self.threshold, model_score
+        return punctuation > 0 and punctuation >= self.threshold, punctuation
 
 
 @dataclass(frozen=True)

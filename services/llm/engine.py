@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from services.llm.tools.spec import ToolCall, ToolSpec
 from voice.errors import ResourceExhaustedError
@@ -65,3 +65,10 @@ class LanguageModel(Protocol):
     name: str
 
     def generate(self, turn: Turn) -> AsyncIterator[Delta]: ...
+
+
+@runtime_checkable
+class EndScorer(Protocol):
+    """A provider that can say how complete a turn's text reads (the embedded model)."""
+
+    async def score_end(self, turn: Turn) -> float: ...

@@ -12,7 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from services.llm.engine import Delta, EngineBusyError, GenerationStats, LanguageModel, Turn
+from services.llm.engine import (
+    Delta,
+    EndScorer,
+    EngineBusyError,
+    GenerationStats,
+    LanguageModel,
+    Turn,
+)
 from voice.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -24,6 +31,13 @@ class FallbackChain:
             raise ValueError("a fallback chain needs at least one provider")
         self.providers = list(providers)
         self.name = "+".join(provider.name for provider in self.providers)
+
+    async def score_end(self, turn: Turn) -> float | None:
+        """The first provider that can score a turn's end scores it; None when none can."""
+        for provider in self.providers:
+            if isinstance(provider, EndScorer):
+                return await provider.score_end(turn)
+        return None
 
     async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
         errors: list[str] = []

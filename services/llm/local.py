@@ -27,6 +27,7 @@ from typing import Any
 
 import xllamacpp
 
+from services.llm.end_score import TOP_TOKENS, chatml_prefix, closing_probability
 from services.llm.engine import Delta, Turn
 from services.llm.local_tools import chat_messages, grammar_for, looks_like_call, parse_call
 from services.llm.settings import LlmSettings
@@ -98,6 +99,41 @@ class LocalLlama:
                 "id_slot": slot,
             }
             self._server.handle_chat_completions(request, lambda _chunk: False)
+
+    async def score_end(self, turn: Turn) -> float:
+        """How likely the turn's text is a finished turn (services/llm/end_score.py).
+
+        It runs on the session's slot, one forward step over the prompt the reply then reads:
+        the reply finds that prefix in the slot's cache and reads only what follows it."""
+        request = {
+            "prompt": chatml_prefix(chat_messages(turn.messages, turn.tools)),
+            "max_tokens": 1,
+            "n_probs": TOP_TOKENS,
+            "temperature": 0.0,
+            "cache_prompt": True,
+        }
+        loop = asyncio.get_running_loop()
+        async with self.pool.slot(turn.session_id) as slot:
+            request["id_slot"] = slot
+            worker = loop.run_in_executor(self._threads, self._complete, request)
+            try:
+                result = await asyncio.shield(worker)
+            finally:
+                if not worker.done():  # cancelled: the slot is free once the step is over
+                    await asyncio.wait([worker])
+        return closing_probability(result)
+
+    def _complete(self, request: dict[str, Any]) -> Any:
+        results: list[Any] = []
+
+        def keep(chunk: Any) -> bool:
+            results.append(chunk)
+            return False
+
+        self._server.handle_completions(request, keep)
+        if not results or (isinstance(results[-1], dict) and "error" in results[-1]):
+            raise EngineError(f"scoring failed: {results[-1]['error'] if results else 'no result'}")
+        return results[-1]
 
     async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
-from services.llm.engine import LanguageModel, Message, Turn
+from services.llm.engine import EndScorer, LanguageModel, Message, Turn
 from services.llm.history import History
 from services.llm.tool_loop import ToolLoop, TurnTools
 from voice.errors import InvalidRequestError, VoiceError
@@ -39,6 +40,13 @@ MAX_TURN_TEXT_CHARS = 20_000
 # and the prompt tokens its cache served (kind "cached": what a benchmark must report).
 TOKENS = Counter(
     "voice_llm_tokens", "Tokens the model processed, by kind and turn ending", ["kind", "ending"]
+)
+
+# What an end-of-turn score costs in this service (the gateway waits for it at a pause).
+SCORE_SECONDS = Histogram(
+    "voice_llm_end_score_seconds",
+    "Wall time of one end-of-turn score",
+    buckets=(0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
 )
 
 
@@ -181,6 +189,11 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             span.set_attribute("voice.turn_id", turn_id)
             span.set_attribute("voice.session_id", session_id)
             span.add_event("llm_start")
+            if request.score_end:
+                # Scored with the prompt the reply's first round reads (its tools included).
+                offered = self._tool_loop.registry.specs if self._tool_loop and active.tools else ()
+                scored = dataclasses.replace(turn, tools=offered)
+                out.put_nowait(await self._score_end(turn_id, scored, span))
             try:
                 async for delta in self._reply(turn, active):
                     if not reply:
@@ -237,6 +250,31 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         async for delta in self._model.generate(turn):
             if isinstance(delta, str):
                 yield delta
+
+    async def _score_end(
+        self, turn_id: str, turn: Turn, span: trace.Span
+    ) -> llm_pb2.ConverseResponse:
+        """The turn's end score, before its reply (``TurnScore``); a failure is "unavailable"."""
+        started = time.perf_counter()
+        p_end: float | None = None
+        if isinstance(self._model, EndScorer):
+            try:
+                p_end = await self._model.score_end(turn)
+            except Exception as error:  # the reply goes on; the gateway decides without it
+                log.warning("turn %s: end-of-turn scoring failed: %s", turn_id, error)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        SCORE_SECONDS.observe(elapsed_ms / 1000)
+        span.add_event("llm_end_scored")
+        span.set_attribute("llm.end_score_ms", round(elapsed_ms, 1))
+        if p_end is not None:
+            span.set_attribute("llm.end_score", round(p_end, 4))
+        score = llm_pb2.TurnScore(
+            turn_id=turn_id,
+            p_end=p_end or 0.0,
+            available=p_end is not None,
+            elapsed_ms=elapsed_ms,
+        )
+        return llm_pb2.ConverseResponse(score=score)
 
 
 def _accept(config: llm_pb2.ConverseConfig) -> tuple[llm_pb2.ConverseConfig, str]:

@@ -9,6 +9,10 @@ chunk while the previous one is still being synthesised does not help on a small
 measured on 2 cores (``bench/tts_latency.py``), two Piper syntheses at once finish the earlier
 chunk later and the pair no sooner.
 
+The reply's first audio starts with the voice, not with the silence an engine puts before it
+(``trim.py``): that silence is only delay. Later chunks keep theirs (the pause between
+sentences).
+
 The turn's first text tells the engine to get ready (Edge opens its connection while the first
 clause is still being written), and so does each chunk's first audio while more may follow.
 """
@@ -25,6 +29,7 @@ from opentelemetry import trace
 from services.tts.chain import EngineChain, ends_sentence
 from services.tts.chunking import SpeakableChunker
 from services.tts.normalize import normalize_for_speech
+from services.tts.trim import LeadingSilenceTrim
 from voice.audio import FrameBuffer
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ class TurnSpeaker:
         self._voice = chain.turn(voice, sample_rate)
         self._chunker = SpeakableChunker(config.first_min_words, config.first_max_words)
         self._framer = FrameBuffer(sample_rate, config.frame_ms)
+        self._lead_in = LeadingSilenceTrim(sample_rate)
         self._out = output
         self._started = False
         self._previous_chunk = ""
@@ -88,6 +94,11 @@ class TurnSpeaker:
                     await self._speak(chunk, span, more_to_come=not last)
                 if delta is None:
                     break
+            if not self._lead_in.done and (held := self._lead_in.flush()):
+                for frame in self._framer.push(held):
+                    self._audio(frame, "", span)
+            if self._lead_in.cut_bytes:
+                span.set_attribute("tts.lead_in_cut_ms", self._lead_in.cut_ms)
             if rest := self._framer.drain():
                 self._audio(rest, "", span)
             self._start()
@@ -114,6 +125,8 @@ class TurnSpeaker:
         async for pcm in self._voice.speak(
             text, starts_sentence=starts_sentence, more_to_come=more_to_come
         ):
+            if not self._lead_in.done:
+                pcm = self._lead_in.push(pcm)
             for frame in self._framer.push(pcm):
                 self._audio(frame, label, span)
                 label = ""

@@ -149,3 +149,27 @@ async def test_a_closed_stream_frees_the_engine_for_another_session(
         text, done = await staying.reply()
         staying.queue.put_nowait(None)
     assert text.strip() and not done.error and done.provider == "local"
+
+
+@pytest.mark.parametrize(
+    ("complete", "text"),
+    [
+        (True, "What time is it?"),
+        (True, "Turn on the lights."),
+        (False, "I'd like to book a"),
+        (False, "one, two,"),
+    ],
+)
+async def test_the_model_scores_a_complete_turn_above_one_cut_mid_sentence(
+    engine: LocalLlama, settings: LlmSettings, complete: bool, text: str
+) -> None:
+    history = History(settings.system_prompt, 2000)
+    turn = Turn(history.prompt_for(text), MAX_TOKENS, session_id="score")
+    p_end = await engine.score_end(turn)
+    assert 0.0 <= p_end <= 1.0
+    # The default threshold is 0.2 (GATEWAY_END_OF_TURN_THRESHOLD); these are far from it.
+    assert (p_end >= 0.2) == complete, f"{text!r} scored {p_end:.3f}"
+    # The reply finds the scored prefix in the slot's cache: it reads only the few tokens
+    # that close the user's message and open the assistant's.
+    reply = await answer(engine, history, "score", text)
+    assert reply.stats.prompt_tokens - reply.stats.cached_tokens <= 8, reply.stats

@@ -146,3 +146,40 @@ async def test_a_stream_that_does_not_start_with_a_config_is_refused() -> None:
                 pass
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "config" in (raised.value.details() or "")
+
+
+class ScoringModel(RecordingModel):
+    """A model that can score a turn's end: "?" scores 0.9, anything else 0.05."""
+
+    async def score_end(self, turn: Turn) -> float:
+        return 0.9 if turn.messages[-1].content.endswith("?") else 0.05
+
+
+async def _scored_turn(model: object, text: str) -> list[llm_pb2.ConverseResponse]:
+    async with serving(_register(model)) as channel:  # type: ignore[arg-type]
+        conversation = Conversation(channel)
+        turn = llm_pb2.UserTurn(turn_id="t1", text=text, score_end=True)
+        conversation.queue.put_nowait(llm_pb2.ConverseRequest(turn=turn))
+        responses = []
+        async for response in conversation.call:
+            responses.append(response)
+            if response.HasField("done"):
+                break
+        conversation.queue.put_nowait(None)
+    return responses
+
+
+async def test_a_turn_that_asks_for_its_end_score_gets_it_before_its_first_delta() -> None:
+    responses = await _scored_turn(ScoringModel(words=3, delay_s=0), "What time is it?")
+    kinds = [response.WhichOneof("event") for response in responses]
+    assert kinds == ["score", "delta", "delta", "delta", "done"]
+    score = responses[0].score
+    assert score.turn_id == "t1" and score.available and score.p_end == pytest.approx(0.9)
+    assert score.elapsed_ms >= 0
+
+
+async def test_a_model_that_cannot_score_says_so_and_still_answers() -> None:
+    responses = await _scored_turn(DemoModel(), "What's the weather like?")
+    assert responses[0].HasField("score") and not responses[0].score.available
+    assert responses[-1].HasField("done") and not responses[-1].done.error
+    assert any(response.HasField("delta") for response in responses)

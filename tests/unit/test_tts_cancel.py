@@ -39,7 +39,7 @@ class BurstEngine:
 
     async def stream(self, text: str, voice: str = "") -> AsyncGenerator[bytes, None]:
         try:
-            yield b"\x01\x00" * RATE
+            yield b"\xe8\x03" * RATE  # a second of sound (level 1000)
             await asyncio.Event().wait()
             yield b""
         finally:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voice.v1 import audio_pb2 as voice_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/llm.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\xbe\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voice.v1.ConverseConfigH\x00\x12\"\n\x04turn\x18\x02 \x01(\x0b\x32\x12.voice.v1.UserTurnH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.voice.v1.CancelTurnH\x00\x12(\n\x07\x63onfirm\x18\n \x01(\x0b\x32\x15.voice.v1.ConfirmTurnH\x00\x42\t\n\x07request\";\n\x0e\x43onverseConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"g\n\x08UserTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rtrace_context\x18\x03 \x01(\x0b\x32\x16.voice.v1.TraceContext\x12\r\n\x05\x65\x61rly\x18\n \x01(\x08\"\x1e\n\x0b\x43onfirmTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\"Z\n\nCancelTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nheard_text\x18\x02 \x01(\t\x12\x16\n\x0ehas_heard_text\x18\x03 \x01(\x08\x12\x0f\n\x07\x64iscard\x18\x04 \x01(\x08\"\xbb\x01\n\x10\x43onverseResponse\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.voice.v1.TextDeltaH\x00\x12\"\n\x04\x64one\x18\x02 \x01(\x0b\x32\x12.voice.v1.TurnDoneH\x00\x12\'\n\ttool_call\x18\n \x01(\x0b\x32\x12.voice.v1.ToolCallH\x00\x12+\n\x0btool_result\x18\x0b \x01(\x0b\x32\x14.voice.v1.ToolResultH\x00\x42\x07\n\x05\x65vent\"h\n\x08ToolCall\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x04 \x01(\t\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\"r\n\nToolResult\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"R\n\tTurnScore\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\r\n\x05p_end\x18\x02 \x01(\x01\x12\x11\n\tavailable\x18\x03 \x01(\x08\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"*\n\tTextDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xd1\x01\n\x08TurnDone\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x16\n\x0e\x66irst_token_ms\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x15\n\rcached_tokens\x18\t \x01(\x05\x12\x10\n\x08\x65nd_call\x18\n \x01(\x08\x32]\n\x14LanguageModelService\x12\x45\n\x08\x43onverse\x12\x19.voice.v1.ConverseRequest\x1a\x1a.voice.v1.ConverseResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12voice/v1/llm.proto\x12\x08voice.v1\x1a\x14voice/v1/audio.proto\"\xbe\x01\n\x0f\x43onverseRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voice.v1.ConverseConfigH\x00\x12\"\n\x04turn\x18\x02 \x01(\x0b\x32\x12.voice.v1.UserTurnH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.voice.v1.CancelTurnH\x00\x12(\n\x07\x63onfirm\x18\n \x01(\x0b\x32\x15.voice.v1.ConfirmTurnH\x00\x42\t\n\x07request\";\n\x0e\x43onverseConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\"z\n\x08UserTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12-\n\rtrace_context\x18\x03 \x01(\x0b\x32\x16.voice.v1.TraceContext\x12\x11\n\tscore_end\x18\x04 \x01(\x08\x12\r\n\x05\x65\x61rly\x18\n \x01(\x08\"\x1e\n\x0b\x43onfirmTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\"Z\n\nCancelTurn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x12\n\nheard_text\x18\x02 \x01(\t\x12\x16\n\x0ehas_heard_text\x18\x03 \x01(\x08\x12\x0f\n\x07\x64iscard\x18\x04 \x01(\x08\"\xe1\x01\n\x10\x43onverseResponse\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.voice.v1.TextDeltaH\x00\x12\"\n\x04\x64one\x18\x02 \x01(\x0b\x32\x12.voice.v1.TurnDoneH\x00\x12$\n\x05score\x18\x03 \x01(\x0b\x32\x13.voice.v1.TurnScoreH\x00\x12\'\n\ttool_call\x18\n \x01(\x0b\x32\x12.voice.v1.ToolCallH\x00\x12+\n\x0btool_result\x18\x0b \x01(\x0b\x32\x14.voice.v1.ToolResultH\x00\x42\x07\n\x05\x65vent\"h\n\x08ToolCall\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x04 \x01(\t\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\"r\n\nToolResult\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"R\n\tTurnScore\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\r\n\x05p_end\x18\x02 \x01(\x01\x12\x11\n\tavailable\x18\x03 \x01(\x08\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"*\n\tTextDelta\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xd1\x01\n\x08TurnDone\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\tcancelled\x18\x04 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x16\n\x0e\x66irst_token_ms\x18\x07 \x01(\x01\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x15\n\rcached_tokens\x18\t \x01(\x05\x12\x10\n\x08\x65nd_call\x18\n \x01(\x08\x32]\n\x14LanguageModelService\x12\x45\n\x08\x43onverse\x12\x19.voice.v1.ConverseRequest\x1a\x1a.voice.v1.ConverseResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSECONFIG']._serialized_start=247
   _globals['_CONVERSECONFIG']._serialized_end=306
   _globals['_USERTURN']._serialized_start=308
-  _globals['_USERTURN']._serialized_end=411
-  _globals['_CONFIRMTURN']._serialized_start=413
-  _globals['_CONFIRMTURN']._serialized_end=443
-  _globals['_CANCELTURN']._serialized_start=445
-  _globals['_CANCELTURN']._serialized_end=535
-  _globals['_CONVERSERESPONSE']._serialized_start=538
-  _globals['_CONVERSERESPONSE']._serialized_end=725
-  _globals['_TOOLCALL']._serialized_start=727
-  _globals['_TOOLCALL']._serialized_end=831
-  _globals['_TOOLRESULT']._serialized_start=833
-  _globals['_TOOLRESULT']._serialized_end=947
-  _globals['_TURNSCORE']._serialized_start=949
-  _globals['_TURNSCORE']._serialized_end=1031
-  _globals['_TEXTDELTA']._serialized_start=1033
-  _globals['_TEXTDELTA']._serialized_end=1075
-  _globals['_TURNDONE']._serialized_start=1078
-  _globals['_TURNDONE']._serialized_end=1287
-  _globals['_LANGUAGEMODELSERVICE']._serialized_start=1289
-  _globals['_LANGUAGEMODELSERVICE']._serialized_end=1382
+  _globals['_USERTURN']._serialized_end=430
+  _globals['_CONFIRMTURN']._serialized_start=432
+  _globals['_CONFIRMTURN']._serialized_end=462
+  _globals['_CANCELTURN']._serialized_start=464
+  _globals['_CANCELTURN']._serialized_end=554
+  _globals['_CONVERSERESPONSE']._serialized_start=557
+  _globals['_CONVERSERESPONSE']._serialized_end=782
+  _globals['_TOOLCALL']._serialized_start=784
+  _globals['_TOOLCALL']._serialized_end=888
+  _globals['_TOOLRESULT']._serialized_start=890
+  _globals['_TOOLRESULT']._serialized_end=1004
+  _globals['_TURNSCORE']._serialized_start=1006
+  _globals['_TURNSCORE']._serialized_end=1088
+  _globals['_TEXTDELTA']._serialized_start=1090
+  _globals['_TEXTDELTA']._serialized_end=1132
+  _globals['_TURNDONE']._serialized_start=1135
+  _globals['_TURNDONE']._serialized_end=1344
+  _globals['_LANGUAGEMODELSERVICE']._serialized_start=1346
+  _globals['_LANGUAGEMODELSERVICE']._serialized_end=1439
 # @@protoc_insertion_point(module_scope)

@@ -83,10 +83,15 @@ class UserTurn(_message.Message):
     TURN_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     TRACE_CONTEXT_FIELD_NUMBER: _builtins.int
+    SCORE_END_FIELD_NUMBER: _builtins.int
     EARLY_FIELD_NUMBER: _builtins.int
     turn_id: _builtins.str
     text: _builtins.str
     """Text longer than the service accepts is cut (the service logs a warning)."""
+    score_end: _builtins.bool
+    """Score how complete the text reads as a turn before replying: a TurnScore comes back
+    before the turn's first delta (see TurnScore).
+    """
     early: _builtins.bool
     """Started early (at a pause), so it may still be discarded: a tool with side effects waits
     for a ConfirmTurn before it runs. A turn sent after the end of turn is confirmed as sent.
@@ -99,11 +104,12 @@ class UserTurn(_message.Message):
         turn_id: _builtins.str = ...,
         text: _builtins.str = ...,
         trace_context: _audio_pb2.TraceContext | None = ...,
+        score_end: _builtins.bool = ...,
         early: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["trace_context", b"trace_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["early", b"early", "text", b"text", "trace_context", b"trace_context", "turn_id", b"turn_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["early", b"early", "score_end", b"score_end", "text", b"text", "trace_context", b"trace_context", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -164,12 +170,15 @@ class ConverseResponse(_message.Message):
 
     DELTA_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
     TOOL_CALL_FIELD_NUMBER: _builtins.int
     TOOL_RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def delta(self) -> Global___TextDelta: ...
     @_builtins.property
     def done(self) -> Global___TurnDone: ...
+    @_builtins.property
+    def score(self) -> Global___TurnScore: ...
     @_builtins.property
     def tool_call(self) -> Global___ToolCall:
         """A tool the model asked for is starting, and how it ended (docs/agent.md)."""
@@ -181,14 +190,15 @@ class ConverseResponse(_message.Message):
         *,
         delta: Global___TextDelta | None = ...,
         done: Global___TurnDone | None = ...,
+        score: Global___TurnScore | None = ...,
         tool_call: Global___ToolCall | None = ...,
         tool_result: Global___ToolResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "score", b"score", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "done", b"done", "event", b"event", "score", b"score", "tool_call", b"tool_call", "tool_result", b"tool_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delta", "done", "tool_call", "tool_result"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delta", "done", "score", "tool_call", "tool_result"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
