@@ -194,5 +194,5 @@ bench-turns: install ## Turn taking on real speech, every end-of-turn rule: cut-
 k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) validated offline
 
 .PHONY: bench-phone
-bench-phone: install ## Phone calls: the clips as 8 kHz mu-law over Twilio's protocol vs 16 kHz PCM: latency p50/p90, WER (LIMIT=n)
-	@$(PY) -m bench.phone --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
+bench-phone: install ## Phone calls: the clips as 8 kHz mu-law over Twilio's protocol vs 16 kHz PCM: latency p50/p90, WER (LIMIT=n STT=base)
+	@$(PY) -m bench.phone --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),) $(if $(STT),--stt-model $(STT),)

@@ -126,7 +126,10 @@ async def run(args: argparse.Namespace) -> int:
     auth_token = secrets.token_urlsafe(24)
     outcomes: list[Outcome] = []
     with out.with_suffix(".log").open("w") as log:
-        config = ClusterConfig.on_free_ports(output=log, env={"OTEL_SDK_DISABLED": "true"})
+        env = {"OTEL_SDK_DISABLED": "true"}
+        if args.stt_model:
+            env["STT_MODEL"] = args.stt_model
+        config = ClusterConfig.on_free_ports(output=log, env=env)
         config.env_for = {
             "gateway": {
                 "TWILIO_AUTH_TOKEN": auth_token,
@@ -152,7 +155,11 @@ async def run(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         for error in outcome.errors:
             print(f"{outcome.path} {outcome.clip}: {error}")
-    report = {"summary": table, "outcomes": [asdict(o) for o in outcomes]}
+    report = {
+        "stt_model": args.stt_model or "(the default)",
+        "summary": table,
+        "outcomes": [asdict(o) for o in outcomes],
+    }
     out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out}")
     return 0
@@ -163,6 +170,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "speech")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=0, help="only the first N speech clips")
+    parser.add_argument("--stt-model", default="", help="STT_MODEL for this run (e.g. base)")
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -61,6 +61,7 @@ class Played:
     at: float
     name: str = ""
     samples: int = 0
+    pcm: bytes = b""  # media: the audio, decoded to PCM16 at 8 kHz
 
 
 @dataclass
@@ -69,13 +70,14 @@ class CallResult:
     stream_sid: str = ""
     # What the caller heard, PCM16 at 8 kHz (audio cleared away before playing is not in it).
     heard: bytearray = field(default_factory=bytearray)
-    # Every message from the gateway, in order (media without its payload).
+    # Every message from the gateway, in order (media decoded).
     received: list[Played] = field(default_factory=list)
     marks_echoed: list[str] = field(default_factory=list)
     clears: list[float] = field(default_factory=list)
-    # End of speech -> first audible audio as the phone plays it (ms), and the first media: of
-    # the audio that arrived after the end of speech. ``answered_early``: some came before it
-    # (the agent answered at a pause inside the clip).
+    # The answer is the call's last reply (the one to the caller's last turn; a long clip may
+    # be answered at its pauses too). End of speech -> its first audible audio, played from
+    # arrival as the browser client does (ms), and -> its first media. ``answered_early``: its
+    # audio began before the end of speech (the turn ended at a pause inside the clip).
     answered_early: bool = False
     latency_ms: float | None = None
     first_frame_ms: float | None = None
@@ -98,10 +100,9 @@ class PhoneLine:
         self._queue: list[tuple[str, bytes, float]] = []
         self._wake = asyncio.Event()
         self._decoder = MulawDecoder()
-        # The answer's clock: audio that arrived from ``measure_after`` on (the end of speech).
-        self.clock = PlaybackClock(MULAW_RATE)
-        self.measure_after = 0.0
         self.last_media_at = 0.0
+        # When the last ``r<reply>.end`` mark arrived: a reply's audio was all sent.
+        self.last_end_at = 0.0
         self.outbox: list[dict[str, Any]] = []
 
     def take(self, message: dict[str, Any], now: float) -> None:
@@ -111,12 +112,14 @@ class PhoneLine:
             result.invalid.append(f"{kind} without this stream's streamSid")
         if kind == "media":
             pcm = self._decoder.decode(base64.b64decode(message["media"]["payload"]))
-            result.received.append(Played("media", now, samples=len(pcm) // 2))
+            result.received.append(Played("media", now, samples=len(pcm) // 2, pcm=pcm))
             self._queue.append(("media", pcm, now))
             self.last_media_at = now
         elif kind == "mark":
             name = str(message["mark"]["name"])
             result.received.append(Played("mark", now, name=name))
+            if name.endswith(".end"):
+                self.last_end_at = now
             self._queue.append(("mark", name.encode(), now))
         elif kind == "clear":
             result.received.append(Played("clear", now))
@@ -153,16 +156,45 @@ class PhoneLine:
                 await self._wake.wait()
                 cursor = max(cursor, time.perf_counter())
                 continue
-            kind, item, arrived_at = self._queue.pop(0)
+            kind, item, _ = self._queue.pop(0)
             if kind == "mark":
                 self._echo(item.decode())
                 continue
             start = max(cursor, time.perf_counter())
-            if arrived_at >= self.measure_after:
-                self.clock.feed(item, start)
             self._result.heard.extend(item)
             cursor = start + len(item) / 2 / MULAW_RATE
             await asyncio.sleep(max(cursor - time.perf_counter(), 0.0))
+
+
+def replies(received: list[Played]) -> dict[str, list[Played]]:
+    """The media of each reply, by the reply's marks (``r<n>.<k>`` follows its media); media
+    dropped by a ``clear`` before any mark belongs to no reply."""
+    by_reply: dict[str, list[Played]] = {}
+    pending: list[Played] = []
+    for item in received:
+        if item.kind == "media":
+            pending.append(item)
+        elif item.kind == "mark":
+            by_reply.setdefault(item.name.split(".")[0], []).extend(pending)
+            pending = []
+        else:
+            pending = []
+    return {reply: media for reply, media in by_reply.items() if media}
+
+
+def _time_the_answer(result: CallResult, speech_end_at: float) -> None:
+    answers = replies(result.received)
+    if not answers:
+        return
+    media = answers[list(answers)[-1]]
+    result.answered_early = media[0].at < speech_end_at
+    clock = PlaybackClock(MULAW_RATE)
+    for item in media:
+        clock.feed(item.pcm, item.at)
+    if clock.first_frame_at is not None:
+        result.first_frame_ms = (clock.first_frame_at - speech_end_at) * 1000
+    if clock.first_audible_at is not None:
+        result.latency_ms = (clock.first_audible_at - speech_end_at) * 1000
 
 
 def _stream_from_twiml(twiml: str) -> tuple[str, str]:
@@ -211,14 +243,15 @@ async def call(
     clip: ClipAudio,
     *,
     then: list[FollowUp] | None = None,
-    listen_s: float = 25.0,
-    quiet_s: float = 1.5,
+    listen_s: float = 30.0,
+    quiet_s: float = 0.5,
     hang_up: bool = True,
 ) -> CallResult:
     """Call the agent at ``base_url`` (what GATEWAY_PUBLIC_URL says), say ``clip``, then each
-    of ``then`` in turn. The call ends once the last answer has played (``quiet_s`` without
-    audio after it), after ``listen_s`` without one, or when the gateway closes the stream;
-    with ``hang_up`` the caller then sends ``stop`` and closes.
+    of ``then`` in turn. An answer is over once a reply's last audio (the gateway's
+    ``r<n>.end`` mark, sent after the caller's speech ended) has played, and ``quiet_s`` more.
+    The call ends after the last answer, after ``listen_s`` without one, or when the gateway
+    closes the stream; with ``hang_up`` the caller then sends ``stop`` and closes.
     """
     result = CallResult(
         call_sid="CA" + secrets.token_hex(16), stream_sid="MZ" + secrets.token_hex(16)
@@ -252,7 +285,8 @@ class _Caller:
         self._sequence = 0
         self._line = PhoneLine(result.stream_sid, result)
         self._audio = bytearray()
-        # When the caller last began, and last finished, saying or pressing something.
+        # When the caller last began saying or pressing something, and when its speech (the
+        # clip's acoustic end) or its keys were over.
         self._began_at = 0.0
         self._said_at = 0.0
         self._account = "AC" + "0" * 32
@@ -274,8 +308,8 @@ class _Caller:
 
     def _answered(self, now: float) -> bool:
         line = self._line
-        played = line.last_media_at > self._said_at and line.idle()
-        return played and now - line.last_media_at > self._quiet_s
+        played = line.last_end_at > self._said_at and line.idle()
+        return played and now - line.last_end_at > self._quiet_s
 
     def _due(self, follow_up: FollowUp, now: float) -> bool:
         if follow_up.barge_in_after_s is None:
@@ -291,6 +325,7 @@ class _Caller:
             self._said_at = time.perf_counter()
         else:
             self._audio.extend(phone_audio(follow_up.say))
+            self._said_at = self._began_at + follow_up.say.last_voiced_s()
 
     async def run(self, token: str, clip: ClipAudio, then: list[FollowUp], hang_up: bool) -> None:
         result, line = self._result, self._line
@@ -306,7 +341,7 @@ class _Caller:
         }
         await self._send("start", start=start)
         started = self._began_at = time.perf_counter()
-        speech_end_at = line.measure_after = started + result.speech_end_s
+        speech_end_at = self._said_at = started + result.speech_end_s
         self._audio.extend(phone_audio(clip))
         receiver = asyncio.create_task(self._receive())
         speaker = asyncio.create_task(line.play())
@@ -333,13 +368,7 @@ class _Caller:
                     echo = line.outbox.pop(0)
                     await self._send(str(echo.pop("event")), **echo)
         finally:
-            result.answered_early = any(
-                item.kind == "media" and item.at < speech_end_at for item in result.received
-            )
-            if line.clock.first_frame_at is not None:
-                result.first_frame_ms = (line.clock.first_frame_at - speech_end_at) * 1000
-            if line.clock.first_audible_at is not None:
-                result.latency_ms = (line.clock.first_audible_at - speech_end_at) * 1000
+            _time_the_answer(result, speech_end_at)
             if hang_up and not self._ws.closed:
                 with contextlib.suppress(ConnectionError):
                     stop = {"accountSid": self._account, "callSid": result.call_sid}
@@ -351,11 +380,8 @@ class _Caller:
 
     async def _media(self, chunk: int) -> None:
         audio = self._audio
-        speaking = bool(audio)
         frame = bytes(audio[:FRAME_BYTES]).ljust(FRAME_BYTES, LINE_SILENCE[:1])
         del audio[:FRAME_BYTES]
-        if speaking and not audio:
-            self._said_at = time.perf_counter()
         media = {
             "track": "inbound",
             "chunk": str(chunk + 1),

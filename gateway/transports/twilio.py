@@ -4,7 +4,8 @@ Twilio sends the caller's audio as base64 mu-law at 8 kHz in 20 ms ``media`` mes
 session gets it as PCM16 at 16 kHz (soxr, one streaming resampler per call in its low-latency
 mode, so chunk joins are seamless and each frame goes on at once). The agent's audio, made at
 the TTS rate, is resampled to 8 kHz (one resampler per reply, soxr's fixed-rate mode), encoded
-to mu-law and sent as 20 ms ``media`` messages, with a ``mark`` after each chunk the TTS made.
+to mu-law and sent as 20 ms ``media`` messages, with a ``mark`` after each chunk the TTS made
+(``r<reply>.<n>``) and one after the reply's last audio (``r<reply>.end``).
 Twilio echoes a mark once the audio before it has played to the caller, so the marks say what
 the caller has heard (``heard_text``); a barge-in (the ``interrupted`` event) sends ``clear``,
 which empties what the phone still had to play.
@@ -229,7 +230,8 @@ class TwilioTransport:
         elif isinstance(output, CloseAudio):
             if self._downsampler is not None:
                 rest = self._downsampler.process(b"", last=True)
-                await self._media([*self._frames.push(rest), self._frames.drain()], "")
+                frames = [*self._frames.push(rest), self._frames.drain()]
+                await self._media(frames, "", last=True)
             self._downsampler = None
         elif isinstance(output, SendEvent):
             await self.send_event(output.type, **output.fields)
@@ -239,15 +241,17 @@ class TwilioTransport:
             return  # audio of a reply that was cleared away
         await self._media(self._frames.push(self._downsampler.process(pcm)), text)
 
-    async def _media(self, frames: list[bytes], text: str) -> None:
+    async def _media(self, frames: list[bytes], text: str, *, last: bool = False) -> None:
+        """Send the frames, then a mark: ``r<reply>.<n>``, or ``r<reply>.end`` after the
+        reply's last audio (sent even with no frames left, so the end is always marked)."""
         self._text = f"{self._text} {text}".strip()
         frames = [frame for frame in frames if frame]
-        if not frames or not self.stream_sid:
+        if not (frames or last) or not self.stream_sid:
             return
         for frame in frames:
             await self._send(media_message(self.stream_sid, self._encoder.encode(frame)))
         self._mark += 1
-        name = f"r{self._reply}.{self._mark}"
+        name = f"r{self._reply}.end" if last else f"r{self._reply}.{self._mark}"
         self._pending[name], self._text = (self._reply, self._text), ""
         self._all_played.clear()
         await self._send(mark_message(self.stream_sid, name))

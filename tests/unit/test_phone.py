@@ -25,7 +25,7 @@ from gateway.transports.twilio_messages import (
     media_message,
     parse_twilio_message,
 )
-from tools.phone import _stream_from_twiml
+from tools.phone import Played, _stream_from_twiml, replies
 from voice.audio import Resampler
 from voice.errors import SettingsError
 from voice.mulaw import MulawDecoder, MulawEncoder
@@ -271,3 +271,21 @@ def test_what_we_send_has_twilios_shapes() -> None:
         "mark": {"name": "r1.2"},
     }
     assert json.loads(clear_message("MZ1")) == {"event": "clear", "streamSid": "MZ1"}
+
+
+def test_the_callers_side_tells_replies_apart_by_their_marks() -> None:
+    """tools/phone.py: media belong to the reply whose mark follows them; the answer a call is
+    timed by is its last reply."""
+    media = [Played("media", at, samples=160) for at in (1.0, 1.1, 2.0, 3.0, 3.1)]
+    received = [
+        media[0],
+        media[1],
+        Played("mark", 1.2, name="r1.1"),
+        media[2],
+        Played("clear", 2.5),  # before media[2]'s mark: it belongs to no reply
+        media[3],
+        Played("mark", 3.05, name="r2.1"),
+        media[4],
+        Played("mark", 3.2, name="r2.end"),
+    ]
+    assert replies(received) == {"r1": media[:2], "r2": media[3:]}

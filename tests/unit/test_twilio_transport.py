@@ -202,13 +202,13 @@ async def test_hang_up_waits_for_the_last_mark(line: Line) -> None:
     hang_up = asyncio.create_task(transport.hang_up(at=time.perf_counter(), reason="goodbye"))
     sent = await line.until_mark(2)
     marks = [m["mark"]["name"] for m in sent if m["event"] == "mark"]
-    assert marks == ["r1.1", "r1.2"]  # the chunk, then what the close flushed
+    assert marks == ["r1.1", "r1.end"]  # the chunk, then what the close flushed
     await asyncio.sleep(0.2)
     assert not hang_up.done()  # the goodbye is still playing
     await line.send("mark", mark={"name": "r1.1"})
     await asyncio.sleep(0.1)
     assert not hang_up.done()  # the end of it still is
-    await line.send("mark", mark={"name": "r1.2"})
+    await line.send("mark", mark={"name": "r1.end"})
     await asyncio.wait_for(hang_up, 5.0)
     message = await line.ws.receive(timeout=5)
     assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 1000
