@@ -3,7 +3,8 @@
 Each request names the tool it needs (or none) and how to judge the arguments: a calculation's
 expression must come to the right value, a knowledge-base query must find the right document.
 The model sees the built-in tools (current_time, calculate, end_call, and search_knowledge over
-bench/tools_kb/), with the service's default system prompt, as the llm service would offer them.
+bench/tools_kb/) as the llm service would offer them, with the default system prompt and a
+sentence naming the business the knowledge base is about (``INSTRUCTIONS``).
 Scored on the first round of each turn: the right tool with the right arguments, no call when
 none is needed. For each right call it also times the round trip a tool adds to the reply:
 from the call's last token to the first token of the words spoken after the result.
@@ -29,11 +30,18 @@ from services.llm.engine import LanguageModel, Message, Turn
 from services.llm.settings import DEFAULT_SYSTEM_PROMPT, LlmSettings
 from services.llm.tools.agent import load_agent
 from services.llm.tools.builtins import ExpressionError, evaluate
-from services.llm.tools.knowledge import KnowledgeBase
+from services.llm.tools.knowledge import LOOKUP_MIN_COVERAGE, KnowledgeBase
 from services.llm.tools.spec import ToolCall, ToolRegistry
 
 KB = Path(__file__).resolve().parent / "tools_kb"
 MAX_TOKENS = 96
+# What an agent file with a knowledge base says (docs/agent.md's example does the same): the
+# model cannot know that questions about "you" are about the business unless it is told.
+INSTRUCTIONS = (
+    DEFAULT_SYSTEM_PROMPT + " You answer the phone for Rosa's Bakery. For any question about "
+    "the bakery (opening hours, prices, products, orders, delivery, refunds, parking, contact) "
+    "call search_knowledge first and answer from what it finds."
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class Outcome:
     right_tool: bool
     right_arguments: bool
     round_trip_ms: float | None = None
+    # What the knowledge base's lookup before the first round (LLM_KNOWLEDGE_PREFETCH) found.
+    prefetched: str | None = None
 
 
 def arguments_right(request: Request, call: ToolCall, knowledge: KnowledgeBase) -> bool:
@@ -163,7 +173,7 @@ async def run(provider: str, limit: int) -> dict[str, Any]:
         model = DemoModel()
     outcomes: list[Outcome] = []
     for number, request in enumerate(REQUESTS[:limit] if limit else REQUESTS, 1):
-        messages = (Message("system", DEFAULT_SYSTEM_PROMPT), Message("user", request.text))
+        messages = (Message("system", INSTRUCTIONS), Message("user", request.text))
         turn = Turn(messages, MAX_TOKENS, session_id="bench-tools", tools=agent.tools.specs)
         call, at = await first_round(model, turn)
         called = call.name if call else None
@@ -174,6 +184,10 @@ async def run(provider: str, limit: int) -> dict[str, Any]:
         )
         if call is not None and right_arguments and request.tool != "end_call":
             outcome.round_trip_ms = await round_trip_ms(model, turn, call, agent.tools, at)
+        found = knowledge.search(request.text)
+        outcome.prefetched = (
+            found[0].path if found and found[0].coverage >= LOOKUP_MIN_COVERAGE else None
+        )
         outcomes.append(outcome)
         mark = "ok " if right_arguments else "BAD"
         print(
@@ -197,6 +211,8 @@ def summarize(provider: str, outcomes: list[Outcome]) -> dict[str, Any]:
     needing = [o for o in outcomes if o.request.tool]
     none_needed = [o for o in outcomes if not o.request.tool]
     trips = [o.round_trip_ms for o in outcomes if o.round_trip_ms is not None]
+    knowledge = [o for o in outcomes if o.request.tool == "search_knowledge"]
+    others = [o for o in outcomes if o.request.tool != "search_knowledge"]
     summary = {
         "provider": provider,
         "requests": len(outcomes),
@@ -209,6 +225,10 @@ def summarize(provider: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "round_trip_ms_p50": round(percentile(trips, 50), 1) if trips else None,
         "round_trip_ms_p90": round(percentile(trips, 90), 1) if trips else None,
         "round_trips": len(trips),
+        "prefetch_right_document": sum(o.prefetched == o.request.expect for o in knowledge),
+        "knowledge_requests": len(knowledge),
+        "prefetch_on_other_requests": sum(o.prefetched is not None for o in others),
+        "other_requests": len(others),
     }
     print(
         f"\n{provider}: {summary['fully_right']}/{len(outcomes)} fully right; "
@@ -216,7 +236,9 @@ def summarize(provider: str, outcomes: list[Outcome]) -> dict[str, Any]:
         f"{summary['right_arguments']}/{len(needing)}; no call when none needed "
         f"{summary['no_call_when_none_needed']}/{len(none_needed)}; tool round trip "
         f"p50 {summary['round_trip_ms_p50']} ms, p90 {summary['round_trip_ms_p90']} ms "
-        f"({len(trips)} calls)"
+        f"({len(trips)} calls)\n  the knowledge lookup before the first round found the right "
+        f"document for {summary['prefetch_right_document']}/{len(knowledge)} knowledge questions "
+        f"and something for {summary['prefetch_on_other_requests']}/{len(others)} other requests"
     )
     return summary
 

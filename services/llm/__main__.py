@@ -98,6 +98,7 @@ async def start(settings: LlmSettings) -> Started[LanguageModelServicer]:
         agent.tools,
         filler_s=settings.tool_filler_ms / 1000,
         filler_text=settings.tool_filler_text,
+        prefetch=settings.knowledge_prefetch,
     )
     servicer = LanguageModelServicer(
         chain, system_prompt, history_budget, settings.max_reply_tokens, tool_loop=tool_loop

@@ -75,6 +75,7 @@ class LocalLlama:
         self._server = xllamacpp.Server(params)
         self.model = path.stem
         self._temperature = settings.temperature
+        self._tool_temperature = min(settings.temperature, settings.tool_temperature)
         self.pool = SlotPool(settings.parallel, settings.queue_limit)
         # One thread per slot: a generation holds its thread until llama.cpp has stopped.
         self._threads = ThreadPoolExecutor(settings.parallel, thread_name_prefix="llama")
@@ -148,7 +149,9 @@ class LocalLlama:
                 "messages": chat_messages(turn.messages, turn.tools),
                 "stream": True,
                 "max_tokens": turn.max_tokens,
-                "temperature": self._temperature,
+                # With tools the first token decides between a call and words: sampled, a
+                # small model misses calls it makes greedily (LLM_TOOL_TEMPERATURE).
+                "temperature": self._tool_temperature if turn.tools else self._temperature,
                 "cache_prompt": True,
                 "id_slot": slot,
                 "return_progress": True,

@@ -32,8 +32,9 @@ TOOLS_BLOCK = (
     '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>\n\n'
     "Call a function only when the user's request needs it; otherwise answer in words."
 )
-# A call may be framed as the template asks, in a code fence, or bare: each parses.
-CALL_OPENERS = ("<tool_call>", "```", "{")
+# A call may be framed as the template asks, in a code fence, or bare: each parses. The
+# grammar lets no spoken reply start with these characters, so the first one decides.
+CALL_OPENERS = ("<", "`", "{")
 
 _BASE_RULES = r"""
 ws ::= [ \t\n]?

@@ -48,6 +48,8 @@ class LlmSettings:
     knowledge_dir: str = ""
     tool_filler_ms: int = 700
     tool_filler_text: str = "One moment."
+    tool_temperature: float = 0.0
+    knowledge_prefetch: bool = True
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> LlmSettings:
@@ -80,6 +82,8 @@ class LlmSettings:
             knowledge_dir=env.text("", "LLM_KNOWLEDGE_DIR"),
             tool_filler_ms=env.integer(700, "LLM_TOOL_FILLER_MS", low=0, high=60000),
             tool_filler_text=env.text("One moment.", "LLM_TOOL_FILLER_TEXT"),
+            tool_temperature=env.number(0.0, "LLM_TOOL_TEMPERATURE", low=0.0, high=2.0),
+            knowledge_prefetch=env.flag(True, "LLM_KNOWLEDGE_PREFETCH"),
         )
         unknown = [p for p in settings.providers if p not in LLM_PROVIDERS]
         if unknown or not settings.providers:

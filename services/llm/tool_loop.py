@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("voice.llm")
 
 MAX_ROUNDS = 3
+_lookups = itertools.count(1)
 MAX_RESULT_CHARS = 2000
 
 TOOL_CALLS = Counter("voice_llm_tool_calls", "Tool calls by tool and outcome", ["tool", "outcome"])
@@ -80,12 +82,22 @@ class ToolLoop:
     filler_s: float = 0.7
     filler_text: str = "One moment."
     max_rounds: int = MAX_ROUNDS
+    # Look the user's words up in the knowledge base before the first round, and give the
+    # model what matches as if it had asked (a small model rarely asks by itself).
+    prefetch: bool = True
     tracer: trace.Tracer = field(default_factory=lambda: _tracer)
 
     async def reply(self, model: LanguageModel, turn: Turn, tools: TurnTools) -> AsyncIterator[str]:
         messages = list(turn.messages)
         filler_said = False
         called: set[tuple[str, str]] = set()
+        if self.prefetch:
+            for call, result in await self._prefetched(turn, tools):
+                called.add((call.name, call.arguments_json))
+                asked = Message("assistant", "", tool_calls=(call,))
+                answer = Message("tool", result, tool_call_id=call.call_id, name=call.name)
+                messages += [asked, answer]
+                tools.exchange += [(0, asked), (0, answer)]
         for round_number in range(self.max_rounds):
             last = round_number == self.max_rounds - 1
             offered = () if last else self.registry.specs
@@ -97,9 +109,17 @@ class ToolLoop:
                 elif delta:
                     tools.spoken_chars += len(delta)
                     yield delta
-            # The same call twice in one turn is a model going round in circles.
+            if not calls:
+                return
+            # The same call twice in one turn is a model going round in circles: it gets one
+            # more round, without tools, to say something.
             calls = [c for c in calls if (c.name, c.arguments_json) not in called]
             if not calls:
+                last_words = dataclasses.replace(turn, messages=tuple(messages), tools=())
+                async for delta in model.generate(last_words):
+                    if isinstance(delta, str) and delta:
+                        tools.spoken_chars += len(delta)
+                        yield delta
                 return
             asked = Message("assistant", "", tool_calls=tuple(calls))
             messages.append(asked)
@@ -124,30 +144,41 @@ class ToolLoop:
                 messages.append(answer)
                 tools.exchange.append((tools.spoken_chars, answer))
 
+    async def _prefetched(self, turn: Turn, tools: TurnTools) -> list[tuple[ToolCall, str]]:
+        """The knowledge base's answer to the user's words, where it has one."""
+        words = turn.messages[-1].content if turn.messages[-1].role == "user" else ""
+        found = []
+        for tool in self.registry.tools_with_lookup():
+            assert tool.lookup is not None
+            try:
+                async with asyncio.timeout(tool.timeout_s):
+                    result = await tool.lookup(words)
+            except Exception as error:  # the model may still ask for the tool itself
+                log.warning("turn %s: looking up %s failed: %s", tools.turn_id, tool.name, error)
+                continue
+            if result is None:
+                continue
+            call = ToolCall(f"lookup-{next(_lookups)}", tool.name, {"query": words})
+            self._announce(call, tools, side_effects=False)
+            found.append((call, self._report(call, tools, "ok", result[:MAX_RESULT_CHARS], 0.0)))
+        return found
+
     async def _call(self, call: ToolCall, tools: TurnTools) -> str:
         tool = self.registry.get(call.name)
         if tool is None:
+            self._announce(call, tools, side_effects=False)
             known = ", ".join(self.registry.names)
             return self._report(
                 call, tools, "not_found", f"There is no tool {call.name} ({known}).", 0.0
             )
         problem = _check_arguments(tool, call)
         if problem:
+            self._announce(call, tools, side_effects=tool.spec.side_effects)
             return self._report(call, tools, "error", f"Invalid arguments: {problem}", 0.0)
         if tool.spec.side_effects and not tools.confirmed.is_set():
             # Runs only for a turn the user really ended; a discard cancels this wait.
             await tools.confirmed.wait()
-        tools.emit(
-            llm_pb2.ConverseResponse(
-                tool_call=llm_pb2.ToolCall(
-                    turn_id=tools.turn_id,
-                    call_id=call.call_id,
-                    name=call.name,
-                    arguments_json=call.arguments_json,
-                    side_effects=tool.spec.side_effects,
-                )
-            )
-        )
+        self._announce(call, tools, side_effects=tool.spec.side_effects)
         started = time.perf_counter()
         with self.tracer.start_as_current_span("llm.tool") as span:
             span.set_attribute("tool.name", call.name)
@@ -178,6 +209,21 @@ class ToolLoop:
             tools.end_call = True
         elapsed_ms = (time.perf_counter() - started) * 1000
         return self._report(call, tools, outcome, result[:MAX_RESULT_CHARS], elapsed_ms)
+
+    @staticmethod
+    def _announce(call: ToolCall, tools: TurnTools, *, side_effects: bool) -> None:
+        """The client hears of the call (``tool_call``) as it starts, or as it is refused."""
+        tools.emit(
+            llm_pb2.ConverseResponse(
+                tool_call=llm_pb2.ToolCall(
+                    turn_id=tools.turn_id,
+                    call_id=call.call_id,
+                    name=call.name,
+                    arguments_json=call.arguments_json,
+                    side_effects=side_effects,
+                )
+            )
+        )
 
     def _report(
         self, call: ToolCall, tools: TurnTools, outcome: str, result: str, elapsed_ms: float

@@ -61,7 +61,8 @@ async def test_what_time_is_it_is_answered_from_the_tool(cluster: RunningCluster
     assert not result.errors, result.errors
     calls = [e for e in result.events if e.get("type") == "tool_call"]
     results = [e for e in result.events if e.get("type") == "tool_result"]
-    assert [c["name"] for c in calls][:1] == ["current_time"], result.events
+    kinds = [e.get("type") for e in result.events]
+    assert [c["name"] for c in calls][:1] == ["current_time"], (kinds, result.agent_text)
     assert results[0]["outcome"] == "ok"
     told = re.search(r"It is (\d+):(\d\d) ([AP]M)", results[0]["result"])
     assert told, results[0]["result"]
@@ -87,9 +88,11 @@ async def test_the_embedded_model_answers_from_the_knowledge_base(tmp_path: Path
     state = TurnTools("kb", events.append)
     state.confirmed.set()
     question = "When does Rosa's Bakery open on Sundays?"
-    turn = Turn(
-        (Message("system", DEFAULT_SYSTEM_PROMPT), Message("user", question)), 96, session_id="kb"
+    instructions = (
+        DEFAULT_SYSTEM_PROMPT + " You answer for Rosa's Bakery. For any question about the "
+        "bakery, call search_knowledge first and answer from what it finds."
     )
+    turn = Turn((Message("system", instructions), Message("user", question)), 96, session_id="kb")
     reply = "".join([t async for t in ToolLoop(agent.tools).reply(engine, turn, state)])
     await agent.aclose()
     names = [e.tool_call.name for e in events if e.HasField("tool_call")]

@@ -36,7 +36,9 @@ async def test_a_function_call_runs_the_tool_and_its_response_goes_back() -> Non
     first, second = (seen.body for seen in server.requests)
     declared = first["tools"][0]["functionDeclarations"]
     assert [d["name"] for d in declared] == ["current_time", "calculate"]
-    assert declared[1]["parametersJsonSchema"]["required"] == ["expression"]
+    # google-genai writes this field in snake case (proto3 JSON accepts either spelling).
+    schema = declared[1].get("parametersJsonSchema") or declared[1]["parameters_json_schema"]
+    assert schema["required"] == ["expression"]
     call_turn, result_turn = second["contents"][-2:]
     assert call_turn["role"] == "model"
     assert call_turn["parts"][0]["functionCall"] == {

@@ -53,6 +53,7 @@ def test_each_framing_of_a_call_parses(text: str) -> None:
 
 def test_text_and_unknown_tools_are_not_calls() -> None:
     assert not looks_like_call("It is noon.")
+    assert looks_like_call("<")  # a call's first token may be a lone character
     assert parse_call('{"name": "fly", "arguments": {}}', TOOLS) is None
     assert parse_call("{not json", TOOLS) is None
 

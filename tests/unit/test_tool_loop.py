@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from services.llm.demo import DemoModel
 from services.llm.engine import Delta, Message, Turn
 from services.llm.tool_loop import ToolLoop, TurnTools
 from services.llm.tools.builtins import calculate_tool, current_time_tool, end_call_tool
+from services.llm.tools.knowledge import knowledge_tool
 from services.llm.tools.spec import Tool, ToolCall, ToolRegistry, ToolSpec
 from voice.v1 import llm_pb2
 
@@ -208,3 +210,33 @@ async def test_demo_mode_calls_by_its_rules() -> None:
     state, events = tools_state()
     assert (await reply(loop, DemoModel(), state, "Hello there")).startswith("Hello!")
     assert events == []
+
+
+async def test_the_knowledge_base_is_looked_up_before_the_model_answers(tmp_path: Path) -> None:
+    (tmp_path / "hours.md").write_text("On Sundays the bakery opens at 11.\n")
+    loop = ToolLoop(ToolRegistry([knowledge_tool(tmp_path), calculate_tool()]))
+    model = Scripted()
+    state, events = tools_state()
+    text = await reply(loop, model, state, "When do you open on Sunday?")
+    assert text == "Said: From hours.md: On Sundays the bakery opens at 11."
+    assert [e.WhichOneof("event") for e in events] == ["tool_call", "tool_result"]
+    assert events[0].tool_call.name == "search_knowledge"
+    assert [m.role for m in state.kept_for(None)] == ["assistant", "tool"]
+    # Words the knowledge base knows nothing about: no lookup is given to the model.
+    state, events = tools_state()
+    assert await reply(loop, Scripted(), state, "Tell me a joke.") == "No tools."
+    assert events == []
+    # Without prefetching the model must ask for it.
+    state, events = tools_state()
+    quiet = ToolLoop(loop.registry, prefetch=False)
+    assert await reply(quiet, Scripted(), state, "When do you open on Sunday?") == "No tools."
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_model_still_speaks() -> None:
+    log: list[str] = []
+    registry = ToolRegistry([slow_tool("a", 0, log=log)])
+    model = Scripted([ToolCall("1", "a")], [ToolCall("2", "a")])
+    state, _ = tools_state()
+    text = await reply(ToolLoop(registry, max_rounds=3), model, state)
+    assert log == ["start a", "end a"]
+    assert text == "Said: a done" and model.seen[-1].tools == ()

@@ -113,8 +113,9 @@ def current_time_tool(zone_name: str) -> Tool:
 
     spec = ToolSpec(
         "current_time",
-        "Get the current time and today's date. Use it when the user asks what time it is, "
-        "or what day or date it is today.",
+        # Examples in the description make the small embedded model call it (8 of 9 right on
+        # a probe of time, sums and chat, against 6 of 9 without).
+        "Get the current time and today's date, e.g. for 'What time is it?' or 'What day is it?'.",
     )
     return Tool(spec, run, timeout_s=1.0, source="builtin")
 

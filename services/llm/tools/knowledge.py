@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".md", ".markdown", ".txt")
 PASSAGE_CHARS = 700
+# The share of the question's content words the best passage must hold to be given to the
+# model unasked (ToolLoop.prefetch). BM25 scores depend on the folder's size (with one file
+# every word is common), this does not: a question that shares one stray word with a passage
+# ("end the call" and "call three days ahead") is no question about it.
+LOOKUP_MIN_COVERAGE = 0.5
 MAX_FILE_BYTES = 2_000_000
 STOPWORDS = frozenset(
     [
@@ -86,6 +91,8 @@ class Passage:
     path: str
     heading: str
     text: str
+    # The share of the question's content words the passage holds (stemmed, prefix match).
+    coverage: float = 0.0
 
 
 def passages(path: Path, root: Path) -> list[Passage]:
@@ -116,10 +123,15 @@ def passages(path: Path, root: Path) -> list[Passage]:
     return found
 
 
+def content_words(question: str) -> list[str]:
+    words = re.findall(r"[a-z0-9]+", question.lower())
+    kept = [w for w in words if w not in STOPWORDS and len(w) > 1 and not w.isdigit()]
+    return list(dict.fromkeys(kept))
+
+
 def match_query(question: str) -> str:
     """An FTS5 query from a spoken question: its content words, any of them (prefix match)."""
-    words = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in STOPWORDS]
-    return " OR ".join(f'"{word}"*' for word in dict.fromkeys(words))
+    return " OR ".join(f'"{word}"*' for word in content_words(question))
 
 
 class KnowledgeBase:
@@ -174,11 +186,23 @@ class KnowledgeBase:
             return []
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, heading, text FROM passages WHERE passages MATCH ? "
+                "SELECT rowid, path, heading, text FROM passages WHERE passages MATCH ? "
                 "ORDER BY bm25(passages, 0.0, 2.0, 1.0) LIMIT ?",
                 (query, limit),
             ).fetchall()
-        return [Passage(*row) for row in rows]
+            words = content_words(question)
+            found = []
+            for rowid, path, heading, text in rows:
+                held = sum(
+                    self._db.execute(
+                        "SELECT 1 FROM passages WHERE passages MATCH ? AND rowid = ?",
+                        (f'"{word}"*', rowid),
+                    ).fetchone()
+                    is not None
+                    for word in words
+                )
+                found.append(Passage(path, heading, text, held / len(words)))
+        return found
 
     def answer(self, question: str) -> str:
         found = self.search(question)
@@ -195,15 +219,21 @@ def knowledge_tool(folder: Path, description: str = "") -> Tool:
     async def run(arguments: dict[str, Any]) -> str:
         return await asyncio.to_thread(base.answer, str(arguments.get("query", "")))
 
+    async def lookup(words: str) -> str | None:
+        found = await asyncio.to_thread(base.search, words)
+        if not found or found[0].coverage < LOOKUP_MIN_COVERAGE:
+            return None  # a stray shared word is no answer: the model does without
+        return base.answer(words)
+
     spec = ToolSpec(
         "search_knowledge",
         description
         or "Search the business's own documents (opening hours, prices, policies, products, "
-        "contacts). Use it for any question about the business before answering.",
+        "contacts), e.g. for 'When do you open?' or 'Do you deliver?'.",
         {
             "type": "object",
             "properties": {"query": {"type": "string", "description": "What to look up"}},
             "required": ["query"],
         },
     )
-    return Tool(spec, run, timeout_s=2.0, source="builtin")
+    return Tool(spec, run, timeout_s=2.0, source="builtin", lookup=lookup)

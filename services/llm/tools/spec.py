@@ -15,6 +15,8 @@ from typing import Any
 DEFAULT_TIMEOUT_S = 5.0
 
 Runner = Callable[[dict[str, Any]], Awaitable[str]]
+# A tool that can answer the user's words before the model asks: its result, or None.
+Lookup = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Tool:
     timeout_s: float = DEFAULT_TIMEOUT_S
     # Where it comes from, for logs and docs: builtin, python, webhook, mcp:<server>.
     source: str = "python"
+    # Set for the knowledge base: the loop may look the user's words up before the first
+    # round (ToolLoop.prefetch), with the arguments ``{"query": words}``.
+    lookup: Lookup | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -85,6 +90,9 @@ class ToolRegistry:
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
         return tuple(tool.spec for tool in self._tools.values())
+
+    def tools_with_lookup(self) -> list[Tool]:
+        return [tool for tool in self._tools.values() if tool.lookup is not None]
 
     @property
     def names(self) -> list[str]:
