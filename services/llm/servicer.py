@@ -130,7 +130,9 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                         active.task.cancel()
                         await asyncio.gather(active.task, return_exceptions=True)
                     active = _ActiveTurn(request.turn.turn_id)
-                    active.tools = TurnTools(request.turn.turn_id, out.put_nowait)
+                    active.tools = TurnTools(
+                        request.turn.turn_id, out.put_nowait, session_id=session_id
+                    )
                     if not request.turn.early:
                         active.tools.confirmed.set()
                     active.task = asyncio.create_task(

@@ -59,6 +59,8 @@ class TurnTools:
 
     turn_id: str
     emit: Callable[[llm_pb2.ConverseResponse], None]
+    # For the spans (every span of a turn names its session).
+    session_id: str = ""
     confirmed: asyncio.Event = field(default_factory=asyncio.Event)
     end_call: bool = False
     # The assistant's tool-call messages and the tool results, in order, with how much of the
@@ -181,6 +183,8 @@ class ToolLoop:
         self._announce(call, tools, side_effects=tool.spec.side_effects)
         started = time.perf_counter()
         with self.tracer.start_as_current_span("llm.tool") as span:
+            span.set_attribute("voice.session_id", tools.session_id)
+            span.set_attribute("voice.turn_id", tools.turn_id)
             span.set_attribute("tool.name", call.name)
             span.set_attribute("tool.source", tool.source)
             span.set_attribute("tool.side_effects", tool.spec.side_effects)

@@ -240,3 +240,23 @@ async def test_a_repeated_call_is_not_run_again_and_the_model_still_speaks() -> 
     text = await reply(ToolLoop(registry, max_rounds=3), model, state)
     assert log == ["start a", "end a"]
     assert text == "Said: a done" and model.seen[-1].tools == ()
+
+
+async def test_each_call_is_a_span_of_its_turn_and_session() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    loop = ToolLoop(ToolRegistry([calculate_tool()]), tracer=provider.get_tracer("test"))
+    events: list[llm_pb2.ConverseResponse] = []
+    state = TurnTools("t9", events.append, session_id="s9")
+    state.confirmed.set()
+    await reply(loop, Scripted([ToolCall("1", "calculate", {"expression": "2+2"})]), state)
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "llm.tool"
+    attributes = dict(span.attributes or {})
+    assert attributes["voice.session_id"] == "s9" and attributes["voice.turn_id"] == "t9"
+    assert (attributes["tool.name"], attributes["tool.outcome"]) == ("calculate", "ok")
