@@ -193,7 +193,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
             span.add_event("llm_start")
             if request.score_end:
                 # Scored with the prompt the reply's first round reads (its tools included).
-                offered = self._tool_loop.registry.specs if self._tool_loop and active.tools else ()
+                offered = self._tool_loop.offered(turn) if self._tool_loop and active.tools else ()
                 scored = dataclasses.replace(turn, tools=offered)
                 out.put_nowait(await self._score_end(turn_id, scored, span))
             try:

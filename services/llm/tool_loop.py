@@ -34,7 +34,7 @@ from prometheus_client import Counter, Histogram
 
 from services.llm.engine import LanguageModel, Message, Turn
 from services.llm.tools.builtins import END_CALL
-from services.llm.tools.spec import Tool, ToolCall, ToolRegistry
+from services.llm.tools.spec import Tool, ToolCall, ToolRegistry, ToolSpec
 from voice.v1 import llm_pb2
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,14 @@ class ToolLoop:
     prefetch: bool = True
     tracer: trace.Tracer = field(default_factory=lambda: _tracer)
 
+    def offered(self, turn: Turn) -> tuple[ToolSpec, ...]:
+        """The tools the model is told of in this turn: every tool, when the user's words suit
+        one of them (``ToolSpec.hints``), else none. A small model told of tools talks about
+        them, or calls one, when nothing needs it ("the function current_time..." in reply to
+        "My name is Anna"); a turn without tools also keeps the plain prompt and its cache."""
+        words = turn.messages[-1].content if turn.messages else ""
+        return self.registry.specs if any(s.suits(words) for s in self.registry.specs) else ()
+
     async def reply(self, model: LanguageModel, turn: Turn, tools: TurnTools) -> AsyncIterator[str]:
         messages = list(turn.messages)
         filler_said = False
@@ -100,10 +108,12 @@ class ToolLoop:
                 answer = Message("tool", result, tool_call_id=call.call_id, name=call.name)
                 messages += [asked, answer]
                 tools.exchange += [(0, asked), (0, answer)]
+        offered = self.offered(turn)
         for round_number in range(self.max_rounds):
             last = round_number == self.max_rounds - 1
-            offered = () if last else self.registry.specs
-            this_round = dataclasses.replace(turn, messages=tuple(messages), tools=offered)
+            this_round = dataclasses.replace(
+                turn, messages=tuple(messages), tools=() if last else offered
+            )
             calls: list[ToolCall] = []
             async for delta in model.generate(this_round):
                 if isinstance(delta, ToolCall):

@@ -7,7 +7,7 @@ import pytest
 from services.llm.demo_tools import choose_call
 from services.llm.engine import Message
 from services.llm.local_tools import chat_messages, grammar_for, looks_like_call, parse_call
-from services.llm.tools.builtins import calculate_tool, current_time_tool
+from services.llm.tools.builtins import calculate_tool, current_time_tool, end_call_tool
 from services.llm.tools.spec import ToolCall, ToolSpec
 
 pytestmark = pytest.mark.unit
@@ -94,3 +94,22 @@ def test_demo_mode_chooses_by_fixed_rules(text: str, name: str | None, arguments
         assert call is None
     else:
         assert call is not None and (call.name, call.arguments) == (name, arguments)
+
+
+@pytest.mark.parametrize(
+    ("words", "suited"),
+    [
+        ("What time is it?", {"current_time"}),
+        ("What is 17 times 23?", {"calculate"}),
+        ("Okay, bye!", {"end_call"}),
+        ("Hello, how are you?", set()),
+        ("My name is Anna.", set()),
+        ("Go forward ten meters.", set()),
+        ("The birch canoe slid on the smooth planks.", set()),
+    ],
+)
+def test_a_built_in_is_callable_only_when_the_words_call_for_it(
+    words: str, suited: set[str]
+) -> None:
+    specs = [t.spec for t in (current_time_tool(""), calculate_tool(), end_call_tool())]
+    assert {spec.name for spec in specs if spec.suits(words)} == suited

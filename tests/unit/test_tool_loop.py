@@ -66,8 +66,20 @@ def tools_state(confirmed: bool = True) -> tuple[TurnTools, list[llm_pb2.Convers
     return state, events
 
 
-async def reply(loop: ToolLoop, model: Any, state: TurnTools, text: str = "Go.") -> str:
+# Words that suit the built-ins the tests call (ToolSpec.hints): a sum and the time.
+ASKS = "What is 6*7, and what time is it?"
+
+
+async def reply(loop: ToolLoop, model: Any, state: TurnTools, text: str = ASKS) -> str:
     return "".join([piece async for piece in loop.reply(model, turn(text), state)])
+
+
+async def test_a_turn_whose_words_suit_no_tool_is_not_told_of_any() -> None:
+    loop = ToolLoop(ToolRegistry([calculate_tool(), current_time_tool("UTC")]))
+    model = Scripted([ToolCall("c1", "calculate", {"expression": "6*7"})])
+    state, events = tools_state()
+    assert await reply(loop, model, state, "My name is Anna.") == "No tools."
+    assert model.seen[0].tools == () and events == []
 
 
 async def test_a_result_goes_back_to_the_model_which_speaks_on() -> None:
@@ -239,7 +251,8 @@ async def test_a_repeated_call_is_not_run_again_and_the_model_still_speaks() -> 
     state, _ = tools_state()
     text = await reply(ToolLoop(registry, max_rounds=3), model, state)
     assert log == ["start a", "end a"]
-    assert text == "Said: a done" and model.seen[-1].tools == ()
+    assert text == "Said: a done"
+    assert model.seen[-1].tools == ()
 
 
 async def test_each_call_is_a_span_of_its_turn_and_session() -> None:

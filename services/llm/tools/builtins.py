@@ -23,6 +23,26 @@ MAX_EXPRESSION_CHARS = 200
 MAX_EXPONENT = 1000
 END_CALL = "end_call"
 
+# What the user's words must mention for the embedded model to be able to call each built-in
+# (``ToolSpec.hints``): the time or a date; numbers with an operation; a goodbye.
+TIME_WORDS = (
+    r"\b(time|clock|o'clock|date|day|today|tonight|tomorrow|yesterday|hours?|minutes?|"
+    r"week|weekday|month|year|noon|midnight|timezone|time zone)\b"
+)
+_NUMBER = (
+    r"(\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"twenty|thirty|forty|fifty|hundred|thousand|million)\b)"
+)
+_OPERATION = (
+    r"([-+*/×÷^%=]|\b(plus|minus|times|multiplied|divided|over|percent|squared|cubed|root|"
+    r"sum|add|subtract|calculate|compute|average|total|how much is)\b)"
+)
+ARITHMETIC = rf"({_NUMBER}.*{_OPERATION}|{_OPERATION}.*{_NUMBER})"
+GOODBYE = (
+    r"\b(bye|goodbye|good bye|hang up|end (the|this) call|that's all|that is all|"
+    r"talk to you later|see you)\b"
+)
+
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -116,6 +136,7 @@ def current_time_tool(zone_name: str) -> Tool:
         # Examples in the description make the small embedded model call it (8 of 9 right on
         # a probe of time, sums and chat, against 6 of 9 without).
         "Get the current time and today's date, e.g. for 'What time is it?' or 'What day is it?'.",
+        hints=TIME_WORDS,
     )
     return Tool(spec, run, timeout_s=1.0, source="builtin")
 
@@ -136,6 +157,7 @@ def calculate_tool() -> Tool:
             },
             "required": ["expression"],
         },
+        hints=ARITHMETIC,
     )
     return Tool(spec, run, timeout_s=1.0, source="builtin")
 
@@ -149,6 +171,7 @@ def end_call_tool() -> Tool:
         "Hang up: end the phone call. Use it only when the user clearly says goodbye or asks "
         "to end the call.",
         side_effects=True,
+        hints=GOODBYE,
     )
     return Tool(spec, run, timeout_s=1.0, source="builtin")
 

@@ -8,6 +8,7 @@ message, ends the call): it runs only once the user's turn is confirmed (see too
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,12 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     side_effects: bool = False
+    # A regular expression (case-insensitive) the user's words must match for the tools to be
+    # offered in that turn (``ToolLoop.offered``); empty: the tool suits every turn.
+    hints: str = ""
+
+    def suits(self, words: str) -> bool:
+        return not self.hints or re.search(self.hints, words, re.IGNORECASE) is not None
 
     def openai_shape(self) -> dict[str, Any]:
         """The chat-completions ``tools`` entry (what chat templates render)."""
