@@ -181,12 +181,16 @@ class LocalLlama:
                     if isinstance(chunk, Exception):
                         raise chunk
                     text = self._read_chunk(chunk, turn)
-                    if held is None and text and turn.tools and looks_like_call(text):
+                    if held is None and text and looks_like_call(text):
                         held = []  # a tool call: read it whole, then parse it
                     if held is not None:
                         held.append(text)
                     elif text:
                         yield text
+                if held is not None and not turn.tools:
+                    # A call where words were due (the round after a tool's result): never
+                    # spoken; the chain's next provider answers instead.
+                    raise EngineError(f"the model wrote a call, not words: {''.join(held)!r}")
                 if held is not None:
                     call = parse_call("".join(held), turn.tools)
                     if call is None:
