@@ -29,7 +29,13 @@ import xllamacpp
 
 from services.llm.end_score import TOP_TOKENS, chatml_prefix, closing_probability
 from services.llm.engine import Delta, Turn
-from services.llm.local_tools import chat_messages, grammar_for, looks_like_call, parse_call
+from services.llm.local_tools import (
+    chat_messages,
+    grammar_for,
+    looks_like_call,
+    parse_call,
+    words_in_call_text,
+)
 from services.llm.settings import LlmSettings
 from services.llm.slots import SlotPool
 from voice.errors import EngineError
@@ -188,9 +194,14 @@ class LocalLlama:
                     elif text:
                         yield text
                 if held is not None and not turn.tools:
-                    # A call where words were due (the round after a tool's result): never
-                    # spoken; the chain's next provider answers instead.
-                    raise EngineError(f"the model wrote a call, not words: {''.join(held)!r}")
+                    # Call-shaped JSON where words were due (the round after a tool's result)
+                    # is never spoken: the answer inside it is, or else the chain's next
+                    # provider answers.
+                    words = words_in_call_text("".join(held))
+                    if not words:
+                        raise EngineError(f"the model wrote a call, not words: {''.join(held)!r}")
+                    yield words
+                    held = None
                 if held is not None:
                     call = parse_call("".join(held), turn.tools)
                     if call is None:

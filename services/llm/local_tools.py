@@ -164,3 +164,35 @@ def parse_call(text: str, tools: Sequence[ToolSpec]) -> ToolCall | None:
     if not isinstance(arguments, dict):
         return None
     return ToolCall(f"call-{next(_ids)}", str(data["name"]), arguments)
+
+
+SPOKEN_KEYS = ("text", "response", "answer", "content", "message", "reply")
+
+
+def words_in_call_text(text: str) -> str:
+    """The answer a small model sometimes wraps in call-shaped JSON where words were due
+    (``{"name": "response", "text": "It opens at 11."}``): the last string under a key such as
+    ``text`` or ``answer``, searched through every JSON object in ``text``; "" when none."""
+    decoder = json.JSONDecoder()
+    found: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in SPOKEN_KEYS and isinstance(item, str) and item.strip():
+                    found.append(item.strip())
+                else:
+                    collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    index = 0
+    while (start := text.find("{", index)) != -1:
+        try:
+            value, index = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            index = start + 1
+            continue
+        collect(value)
+    return found[-1] if found else ""

@@ -6,7 +6,13 @@ import pytest
 
 from services.llm.demo_tools import choose_call
 from services.llm.engine import Message
-from services.llm.local_tools import chat_messages, grammar_for, looks_like_call, parse_call
+from services.llm.local_tools import (
+    chat_messages,
+    grammar_for,
+    looks_like_call,
+    parse_call,
+    words_in_call_text,
+)
 from services.llm.tools.builtins import calculate_tool, current_time_tool, end_call_tool
 from services.llm.tools.spec import ToolCall, ToolSpec
 
@@ -113,3 +119,20 @@ def test_a_built_in_is_callable_only_when_the_words_call_for_it(
 ) -> None:
     specs = [t.spec for t in (current_time_tool(""), calculate_tool(), end_call_tool())]
     assert {spec.name for spec in specs if spec.suits(words)} == suited
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            '{"name": "search_knowledge", "arguments": {"tool_response": "From bakery.md: 11 AM"}}'
+            '\n{"name": "response", "text": "It opens at 11 AM on Sundays."}',
+            "It opens at 11 AM on Sundays.",
+        ),
+        ('<tool_call>{"answer": "Four."}</tool_call>', "Four."),
+        ('{"name": "calculate", "arguments": {"expression": "17*23"}}', ""),
+        ("{not json", ""),
+    ],
+)
+def test_the_answer_inside_call_shaped_text_is_found(text: str, words: str) -> None:
+    assert words_in_call_text(text) == words
