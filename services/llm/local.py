@@ -30,6 +30,7 @@ import xllamacpp
 from services.llm.end_score import TOP_TOKENS, chatml_prefix, closing_probability
 from services.llm.engine import Delta, Turn
 from services.llm.local_tools import (
+    TEXT_RULE,
     chat_messages,
     grammar_for,
     looks_like_call,
@@ -46,6 +47,13 @@ log = logging.getLogger(__name__)
 PROMPT_CACHE_RAM_MIB = 128
 
 _DONE = object()
+WORDS_ONLY_GRAMMAR = "root ::= text\n" + TEXT_RULE
+
+
+class _CallNotWordsError(EngineError):
+    """Call-shaped text with no words in it, in a round where words were due."""
+
+
 # The smallest run of cached tokens llama.cpp shifts into place when the prefix changed.
 CACHE_REUSE_MIN_TOKENS = 32
 
@@ -143,12 +151,26 @@ class LocalLlama:
         return results[-1]
 
     async def generate(self, turn: Turn) -> AsyncIterator[Delta]:
+        try:
+            async for delta in self._generate(turn):
+                yield delta
+        except _CallNotWordsError as error:
+            # Nothing was said before it (a call is held from its first token): once more,
+            # held to words by a grammar.
+            log.info("%s; asking again for words", error)
+            async for delta in self._generate(turn, words_only=True):
+                yield delta
+
+    async def _generate(self, turn: Turn, *, words_only: bool = False) -> AsyncIterator[Delta]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
         turn.stats.model = self.model
         turn.stats.provider = self.name
         queued = time.perf_counter()
+        # Greedy too in the rounds after a tool's result: sampled, the small model often
+        # writes another call, or about the tool, instead of reading the result back.
+        tool_round = bool(turn.tools) or any(m.role == "tool" for m in turn.messages)
         async with self.pool.slot(turn.session_id) as slot:
             turn.stats.queue_ms = (time.perf_counter() - queued) * 1000
             request = {
@@ -157,7 +179,7 @@ class LocalLlama:
                 "max_tokens": turn.max_tokens,
                 # With tools the first token decides between a call and words: sampled, a
                 # small model misses calls it makes greedily (LLM_TOOL_TEMPERATURE).
-                "temperature": self._tool_temperature if turn.tools else self._temperature,
+                "temperature": self._tool_temperature if tool_round else self._temperature,
                 "cache_prompt": True,
                 "id_slot": slot,
                 "return_progress": True,
@@ -165,6 +187,8 @@ class LocalLlama:
             if turn.tools:
                 # Either one call to a tool that exists, or words (services/llm/local_tools.py).
                 request["grammar"] = grammar_for(turn.tools)
+            elif words_only:
+                request["grammar"] = WORDS_ONLY_GRAMMAR
             held: list[str] | None = None
 
             def on_chunk(chunk: Any) -> bool:
@@ -199,7 +223,9 @@ class LocalLlama:
                     # provider answers.
                     words = words_in_call_text("".join(held))
                     if not words:
-                        raise EngineError(f"the model wrote a call, not words: {''.join(held)!r}")
+                        raise _CallNotWordsError(
+                            f"the model wrote a call, not words: {''.join(held)!r}"
+                        )
                     yield words
                     held = None
                 if held is not None:
