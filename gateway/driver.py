@@ -97,6 +97,7 @@ class TurnDriver:
             act.ObserveBargeIn: lambda a: self._metrics.barge_in.observe(
                 time.perf_counter() - a.decided_at
             ),
+            act.BargeInDecided: self._barge_in_decided,
             act.Log: lambda a: log.log(logging.getLevelName(a.level.upper()), "%s", a.message),
         }
 
@@ -248,6 +249,15 @@ class TurnDriver:
             self._metrics.observe_waterfall(timeline.waterfall_ms())
         if action.ending == "complete":
             log.info("%s", timeline.summary(action.number))
+
+    def _barge_in_decided(self, action: act.BargeInDecided) -> None:
+        """A barge-in step (ducked, resumed:<why>, interrupted) as an event on the reply's span."""
+        entry = self._spans.get(action.attempt)
+        if entry is not None:
+            span, _, offset = entry
+            decision, _, why = action.decision.partition(":")
+            attributes = {"voice.barge_in.reason": why} if why else {}
+            span.add_event(f"barge_in.{decision}", attributes, timestamp=wall_ns(action.at, offset))
 
     def _state_changed(self, action: act.StateChanged) -> None:
         log.debug("%s: %s -> %s", self.machine.policy.session_id, action.old, action.new)

@@ -12,6 +12,8 @@ import { openSocket } from "./socket.js";
 import { stats } from "./stats.js";
 import { clearError, setState, showError, showLevel, ui } from "./view.js";
 
+const PLAYED_EVERY_MS = 200;
+
 export class Client {
   constructor() {
     this.context = null;
@@ -25,6 +27,19 @@ export class Client {
     this.receiver = null; // OpusReceiver when the codec is Opus
     this.attempt = 0;
     this.lastServerError = null;
+    // While the agent's audio plays, the gateway hears how much of it has (docs/protocol.md).
+    setInterval(() => {
+      if (this.player && this.player.playing) this.reportPlayed();
+    }, PLAYED_EVERY_MS);
+  }
+
+  reportPlayed() {
+    const ws = this.ws;
+    const player = this.player;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !player || !player.turnId) return;
+    const ms = Math.round(player.playedSeconds() * 1000);
+    ws.send(JSON.stringify({ type: "played", turn_id: player.turnId, ms }));
+    stats.playedReports += 1;
   }
 
   get active() {

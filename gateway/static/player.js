@@ -1,5 +1,7 @@
 // Agent audio out: a jitter-buffered player of PCM16 chunks (and of decoded Opus samples).
-// Client stops it at once when the gateway says `interrupted`.
+// Client stops it at once when the gateway says `interrupted`, lowers its gain on `ducked` and
+// raises it again on `resumed`; it counts what the current turn has played (the `played`
+// message).
 
 import { JITTER_S, OUTPUT_RATE } from "./config.js";
 import { stats } from "./stats.js";
@@ -18,6 +20,26 @@ export class Player {
     this.sources = new Set();
     this.carry = null; // an odd trailing byte, kept for the next chunk
     this.onIdle = null;
+    this.turnId = null; // the turn whose audio plays now
+    this.turnSeconds = 0; // of its audio scheduled so far
+  }
+
+  startTurn(turnId) {
+    this.turnId = turnId;
+    this.turnSeconds = 0;
+  }
+
+  // Seconds of the current turn's audio played by now.
+  playedSeconds() {
+    const ahead = Math.max(0, this.nextTime - this.context.currentTime);
+    return Math.max(0, this.turnSeconds - ahead);
+  }
+
+  // At once: the gateway ducks the agent while it decides on speech over it (0: silent).
+  setGain(gain) {
+    const value = Math.min(1, Math.max(0, Number(gain)));
+    this.output.gain.setValueAtTime(value, this.context.currentTime);
+    stats.gain = value;
   }
 
   get playing() {
@@ -62,6 +84,7 @@ export class Player {
     }
     source.start(this.nextTime);
     this.nextTime += buffer.duration;
+    this.turnSeconds += buffer.duration;
     this.sources.add(source);
     stats.buffersActive = this.sources.size;
     source.onended = () => {
@@ -89,5 +112,6 @@ export class Player {
     stats.buffersActive = 0;
     this.nextTime = 0;
     this.carry = null;
+    this.setGain(1);
   }
 }

@@ -1,7 +1,7 @@
 // What the client does with each JSON event from the gateway (see docs/protocol.md).
 
 import { stats } from "./stats.js";
-import { setState, showError, ui } from "./view.js";
+import { setState, showError, showUserSpeaking, ui } from "./view.js";
 
 // One handler per server event type, called with `this` = the Client.
 export const handlers = {
@@ -15,6 +15,7 @@ export const handlers = {
   },
 
   transcript(m) {
+    if (m.final) showUserSpeaking(false);
     const conversation = this.conversation;
     const text = (m.text || "").trim();
     if (m.final) {
@@ -33,6 +34,7 @@ export const handlers = {
 
   audio_start(m) {
     this.dropAudio = false;
+    if (this.player) this.player.startTurn(m.turn_id);
     if (this.player && m.sample_rate) this.player.rate = m.sample_rate;
     this.conversation.turn(m.turn_id).setStatus("Speaking…", "speaking");
   },
@@ -41,8 +43,35 @@ export const handlers = {
     this.conversation.turn(m.turn_id).setStatus("", "");
   },
 
+  speech_started() {
+    stats.speechStarts += 1;
+    showUserSpeaking(true);
+  },
+
+  // The user spoke over the agent: it plays on quietly (or not at all) while the gateway
+  // decides whether that was an interruption.
+  ducked(m) {
+    stats.ducks += 1;
+    if (this.player) this.player.setGain(m.gain ?? 0);
+    this.conversation.turn(m.turn_id).setStatus("Listening to you…", "ducked");
+  },
+
+  // It was not (a backchannel, a sound, the agent's own echo): the answer goes on.
+  resumed(m) {
+    stats.resumes += 1;
+    if (this.player) this.player.setGain(1);
+    this.conversation.turn(m.turn_id).setStatus("Speaking…", "speaking");
+  },
+
+  check_in(m) {
+    stats.checkIns += 1;
+    this.conversation.turn(m.turn_id).setStatus("Checking in", "check-in");
+    this.conversation.scroll();
+  },
+
   interrupted(m) {
     stats.interruptions += 1;
+    this.reportPlayed(); // what was heard, before the player forgets it
     this.dropAudio = true;
     if (this.receiver) this.receiver.reset();
     if (this.player) this.player.stop();

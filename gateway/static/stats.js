@@ -16,6 +16,12 @@ export const stats = {
   framesDropped: 0,
   interruptions: 0,
   turnsCompleted: 0,
+  speechStarts: 0,
+  ducks: 0,
+  resumes: 0,
+  checkIns: 0,
+  playedReports: 0,
+  gain: 1,
   errors: [],
 };
 window.voiceStats = stats;

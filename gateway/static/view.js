@@ -62,3 +62,10 @@ export function showLevel(rms) {
   const db = 20 * Math.log10(Math.max(rms, 1e-6));
   ui.meter.value = Math.min(1, Math.max(0, (db + 60) / 60));
 }
+
+// Speech the gateway heard from the user (`speech_started`), until its final transcript.
+export function showUserSpeaking(speaking) {
+  ui.state.dataset.user = speaking ? "speaking" : "";
+  const base = STATE_TEXT[stats.state] || stats.state;
+  ui.stateText.textContent = speaking ? `${base} · you are speaking` : base;
+}

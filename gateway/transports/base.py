@@ -44,7 +44,17 @@ class ClientDigits:
     at: float
 
 
-ClientInput = StartRequest | ClientAudio | ClientStop | ClientDigits
+@dataclass(frozen=True)
+class ClientPlayed:
+    """The client's account of its playback (``played``): ``ms`` of the turn's agent audio had
+    played when the report arrived, ``at``."""
+
+    turn_id: str
+    ms: float
+    at: float
+
+
+ClientInput = StartRequest | ClientAudio | ClientStop | ClientDigits | ClientPlayed
 
 
 class Transport(Protocol):

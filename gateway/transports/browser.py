@@ -18,9 +18,22 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gateway.transports.base import ClientAudio, ClientInput, ClientStop, StartRequest
+from gateway.transports.base import (
+    ClientAudio,
+    ClientInput,
+    ClientPlayed,
+    ClientStop,
+    StartRequest,
+)
 from gateway.transports.codecs import AudioIn, AudioOut, Pcm16In, Pcm16Out, audio_in, audio_out
-from gateway.transports.messages import ProtocolError, Start, Stop, event, parse_client_message
+from gateway.transports.messages import (
+    Played,
+    ProtocolError,
+    Start,
+    Stop,
+    event,
+    parse_client_message,
+)
 from gateway.turns.actions import ClientOutput, CloseAudio, OpenAudio, SendAudio, SendEvent
 from voice.opus import OPUS_RATES
 
@@ -100,6 +113,8 @@ class BrowserTransport:
             return None
         if isinstance(message, Stop):
             return ClientStop()
+        if isinstance(message, Played):
+            return ClientPlayed(message.turn_id, message.ms, time.perf_counter())
         assert isinstance(message, Start)
         return StartRequest(
             sample_rate=message.sample_rate,
@@ -146,7 +161,8 @@ class BrowserTransport:
         await self._send_text(event(kind, **fields))
 
     def heard_text(self, estimate: str) -> str:
-        return estimate  # the browser reports no playback: the machine's estimate stands
+        # The page's ``played`` reports reach the turn machine, whose estimate uses them.
+        return estimate
 
     async def _error(self, code: str, message: str) -> None:
         """An error of the transport's own (a bad message or frame, an idle client)."""

@@ -43,7 +43,29 @@ class Stop:
     pass
 
 
-ClientMessage = Start | Stop
+@dataclass(frozen=True)
+class Played:
+    """How much of a turn's agent audio the client has played (``ms``), as it plays."""
+
+    turn_id: str
+    ms: float
+
+
+ClientMessage = Start | Stop | Played
+# The most a ``played`` message may say: a day of audio.
+MAX_PLAYED_MS = 86_400_000
+
+
+def _played(data: dict[str, Any]) -> Played:
+    turn_id, ms = data.get("turn_id"), data.get("ms")
+    if not isinstance(turn_id, str) or not turn_id or len(turn_id) > 128:
+        raise ProtocolError("invalid_message", "played needs turn_id, a non-empty string")
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_PLAYED_MS:
+        raise ProtocolError(
+            "invalid_message",
+            f"played needs ms, a number of milliseconds from 0 to {MAX_PLAYED_MS}",
+        )
+    return Played(turn_id, float(ms))
 
 
 def _rate(value: Any, field: str) -> int | None:
@@ -118,7 +140,11 @@ def parse_client_message(raw: str) -> ClientMessage:
         )
     if kind == "stop":
         return Stop()
-    raise ProtocolError("unknown_type", f"unknown message type {kind!r}; expected start or stop")
+    if kind == "played":
+        return _played(data)
+    raise ProtocolError(
+        "unknown_type", f"unknown message type {kind!r}; expected start, stop or played"
+    )
 
 
 def event(kind: str, **fields: Any) -> str:

@@ -178,6 +178,15 @@ class ObserveBargeIn:
 
 
 @dataclass(frozen=True)
+class BargeInDecided:
+    """A barge-in step for the reply's span: ``ducked``, ``resumed:<why>`` or ``interrupted``."""
+
+    attempt: str
+    decision: str
+    at: float
+
+
+@dataclass(frozen=True)
 class Log:
     level: str
     message: str
@@ -202,6 +211,7 @@ Action = (
     | StateChanged
     | Count
     | ObserveBargeIn
+    | BargeInDecided
     | Log
     | EndSession
 )

@@ -134,6 +134,14 @@ class SpeechForgotten:
 
 
 @dataclass(frozen=True)
+class PlaybackReported:
+    """The client's account of its playback: ``played_s`` of the turn's agent audio played."""
+
+    turn_id: str
+    played_s: float
+
+
+@dataclass(frozen=True)
 class SessionClosed:
     pass
 
@@ -160,6 +168,7 @@ Event = (
     | StageDown
     | StageUp
     | SpeechForgotten
+    | PlaybackReported
     | SessionClosed
     | ReplyBroke
 )

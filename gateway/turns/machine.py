@@ -17,37 +17,24 @@ returns the actions to carry out, in order (gateway/turns/actions.py). The polic
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from gateway.timeline import Timeline
 from gateway.turns import actions as act
 from gateway.turns import events as ev
+from gateway.turns.barge_in import BARGE_IN, OVERLAP_QUIET, BargeIn, BargeInSteps
+from gateway.turns.check_in import CHECK_IN, CheckIn, CheckInSteps
+from gateway.turns.pauses import END_OF_TURN, PauseDecision, PauseSteps
+from gateway.turns.playout import PLAYOUT, Playout
 from gateway.turns.policy import TurnPolicy
 from gateway.turns.replies import LLM_QUIET, PLAYBACK_OVER, TTS_QUIET, ReplySteps, State
 from gateway.turns.reply import Reply
 from gateway.turns.timers import Timers
 
-BARGE_IN = "barge_in"
-# The short silence after a pause whose words were scored complete (``EndOfTurn``).
-END_OF_TURN = "end_of_turn"
-
-
-@dataclass
-class PauseDecision:
-    """The words decoded at a pause, waiting for the language model's end-of-turn score (the
-    early reply ``attempt`` carries the request), or for the short silence to run out."""
-
-    attempt: str
-    event: ev.TranscriptReceived
-    text: str
-    score: float | None = None
-
-
 __all__ = ["State", "TurnMachine"]
 
 
-class TurnMachine(ReplySteps):
+class TurnMachine(ReplySteps, PauseSteps, BargeInSteps, CheckInSteps):
     def __init__(self, policy: TurnPolicy) -> None:
         self.policy = policy
         self.state = State.LISTENING
@@ -70,7 +57,7 @@ class TurnMachine(ReplySteps):
         self._now = 0.0
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.SpeechStarted: self._speech_started,
-            ev.SpeechPaused: lambda _e: self._cancel_timer(BARGE_IN),
+            ev.SpeechPaused: lambda _e: self._overlap_paused(),
             ev.UserTurnEnded: self._user_turn_ended,
             ev.TranscriptReceived: self._transcript,
             ev.ReplyText: self._reply_text,
@@ -85,6 +72,7 @@ class TurnMachine(ReplySteps):
             ev.StageDown: self._stage_down,
             ev.StageUp: lambda e: self._down.discard(e.stage),
             ev.SpeechForgotten: self._speech_forgotten,
+            ev.PlaybackReported: self._playback_reported,
             ev.SessionClosed: self._closed,
             ev.ReplyBroke: self._reply_broke,
         }
@@ -112,17 +100,17 @@ class TurnMachine(ReplySteps):
             self._decided_utterance = None  # the user went on: what stt says next is new
         if event.resumed:
             self._discard_early_reply()
+        self._user_spoke()
         if self._agent_busy():
-            self._overlapping = event.utterance_id
             if BARGE_IN not in self._timers:
-                self._set_timer(BARGE_IN, self._now + self.policy.barge_in.min_speech_s)
+                self._overlap_started(event)
         else:
             self._discard_early_reply()
             self._set_state(State.USER_SPEAKING)
 
     def _user_turn_ended(self, event: ev.UserTurnEnded) -> None:
         self._cancel_timer(BARGE_IN)
-        if event.utterance_id and event.utterance_id == self._decided_utterance:
+        if event.utterance_id and event.utterance_id in (self._decided_utterance, self._dismissed):
             return
         self._end_of_turn_at = event.decided_at
         # The long silence: the reason keeps the score that did not end the turn at the pause.
@@ -133,6 +121,7 @@ class TurnMachine(ReplySteps):
         self._forget_pause()
         self._cancel_timer(BARGE_IN)
         self._overlapping = None
+        self._resume("noise")
         self._end_of_turn_at = None
         if self.state is State.USER_SPEAKING or self.reply is None:
             self._set_state(State.LISTENING)
@@ -150,7 +139,7 @@ class TurnMachine(ReplySteps):
         return True
 
     def _transcript(self, event: ev.TranscriptReceived) -> None:
-        if self._ignores(event):
+        if self._judges(event) or self._ignores(event):
             return
         text = event.text.strip()
         policy = self.policy
@@ -195,53 +184,6 @@ class TurnMachine(ReplySteps):
         else:
             self._discard_early_reply()
             self._set_state(State.LISTENING)
-
-    def _end_scored(self, event: ev.EndScored) -> None:
-        """The model's score for the words at the pause: the turn ends after the short silence
-        when they read as complete, or waits for the long one."""
-        pause = self._pause
-        if pause is None or pause.attempt != event.attempt:
-            return
-        complete, pause.score = self.policy.end_of_turn.decide(
-            pause.text, event.p_end if event.available else None
-        )
-        if not complete:
-            return
-        due = pause.event.speech_end_at + self.policy.end_of_turn.short_silence_s
-        if due <= self._now:
-            self._end_paused()
-        else:
-            self._set_timer(END_OF_TURN, due)
-
-    def _end_paused(self) -> None:
-        pause, self._pause = self._pause, None
-        if pause is not None and pause.score is not None:
-            self._end_at_pause(pause.event, pause.text, pause.score)
-
-    def _forget_pause(self) -> None:
-        self._pause = None
-        self._cancel_timer(END_OF_TURN)
-
-    def _end_at_pause(self, event: ev.TranscriptReceived, text: str, score: float) -> None:
-        """The words at the pause are a complete turn: it ends now, not after the long silence.
-
-        The client gets the pause's text as the turn's final transcript; stt's own end of turn
-        and final for this utterance are then dropped (unless the user goes on).
-        """
-        self._event("transcript", text=event.text, final=True, turn_id=self.next_turn_id)
-        self._decided_utterance, self._decided_text = event.utterance_id, text
-        self._overlapping = None
-        self._cancel_timer(BARGE_IN)
-        self._end_of_turn_at = self._now
-        self._end_reason = ("complete", score)
-        reply = self.reply
-        if reply is not None and reply.early and reply.is_held:
-            if self.policy.early_thinking.confirms(reply.text, text):
-                self._confirm_early(reply)
-                return
-            self._discard_early_reply()
-        if self._start_reply(event, early=False):
-            self._set_state(State.THINKING)
 
     # ----------------------------------------------------------------- replies
 
@@ -322,8 +264,8 @@ class TurnMachine(ReplySteps):
 
     def _release(self, reply: Reply) -> None:
         self._link(reply)
-        for item in reply.release(self._now):
-            self._sent(reply, item)
+        for item in reply.release():
+            self._output(reply, item)
         self._maybe_finish(reply)
 
     def _link(self, reply: Reply) -> None:
@@ -344,6 +286,9 @@ class TurnMachine(ReplySteps):
         if reply is None:
             return False
         audible = not reply.early and (not reply.finished or reply.playing(self._now))
+        self._drop_paced(reply)
+        if reply.ducked:
+            self._emit(act.BargeInDecided(reply.attempt, "interrupted", self._now))
         if not reply.finished:
             self._cancel_stages(reply)
             self._finish(reply, "discarded" if reply.early else "interrupted")
@@ -363,15 +308,46 @@ class TurnMachine(ReplySteps):
         if kind == END_OF_TURN:
             self._end_paused()
         elif kind == BARGE_IN:
-            self._overlapping = None
-            self._set_state(State.USER_SPEAKING)
-            if self._cancel_reply():
-                self._emit(act.ObserveBargeIn(at))
+            self._barge_in_now(at)
+        elif kind == OVERLAP_QUIET:
+            self._dismiss(self._overlapping, "noise")
+        elif kind == PLAYOUT:
+            if self.reply is not None:
+                self._pace(self.reply)
+        elif kind == CHECK_IN:
+            self._check_in_due()
         elif kind == PLAYBACK_OVER:
             if self.state in (State.AGENT_SPEAKING, State.THINKING):
                 self._set_state(State.LISTENING)
+                self._quiet_started()
         elif self.reply is not None and not self.reply.finished:
             self._fail(self.reply, "llm" if kind == LLM_QUIET else "tts")
+
+    def _barge_in_now(self, decided_at: float) -> None:
+        """The overlap is an interruption: the reply stops, the user has the turn."""
+        self._cancel_timer(BARGE_IN)
+        self._cancel_timer(OVERLAP_QUIET)
+        self._overlapping = None
+        self._set_state(State.USER_SPEAKING)
+        if self._cancel_reply():
+            self._emit(act.ObserveBargeIn(decided_at))
+
+    def _playback_reported(self, event: ev.PlaybackReported) -> None:
+        reply = self.reply
+        if reply is not None and reply.turn_id == event.turn_id:
+            reply.playback.report(event.played_s, self._now)
+
+    def _policy_barge_in(self) -> BargeIn:
+        return self.policy.barge_in
+
+    def _playout(self) -> Playout:
+        return self.policy.playout
+
+    def _check_in_policy(self) -> CheckIn:
+        return self.policy.check_in
+
+    def _session_id(self) -> str:
+        return self.policy.session_id
 
     def _stage_down(self, event: ev.StageDown) -> None:
         self._down.add(event.stage)

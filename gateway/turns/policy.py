@@ -7,9 +7,22 @@ barge-in) replaces or extends one of these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.turns.barge_in import BargeIn
+from gateway.turns.check_in import CheckIn
+from gateway.turns.playout import Playout
 from voice.text import normalize_transcript
+
+__all__ = [
+    "BargeIn",
+    "CheckIn",
+    "EarlyThinking",
+    "EndOfTurn",
+    "Playout",
+    "ReplyStyle",
+    "TurnPolicy",
+]
 
 
 def same_words(a: str, b: str) -> bool:
@@ -29,17 +42,6 @@ class EarlyThinking:
     def confirms(self, early_text: str, final_text: str) -> bool:
         """The final transcript confirms the held reply when it says the same words."""
         return same_words(early_text, final_text)
-
-
-@dataclass(frozen=True)
-class BargeIn:
-    """Speech over the agent interrupts it once it has lasted ``min_speech_s``; a shorter
-    sound (a cough, "mm-hm") is ignored, transcript and all."""
-
-    min_speech_s: float = 0.3
-
-    def ignores(self, duration_s: float) -> bool:
-        return duration_s < self.min_speech_s
 
 
 # Last words after which an utterance is not over, whatever its punctuation.
@@ -128,8 +130,10 @@ class ReplyStyle:
 class TurnPolicy:
     session_id: str
     early_thinking: EarlyThinking = EarlyThinking()
-    barge_in: BargeIn = BargeIn()
+    barge_in: BargeIn = field(default_factory=BargeIn)
     style: ReplyStyle = ReplyStyle()
     end_of_turn: EndOfTurn = EndOfTurn()
     # A stage that sends nothing for this long fails the reply (``stage_timeout``).
     stage_timeout_s: float = 30.0
+    playout: Playout = field(default_factory=Playout)
+    check_in: CheckIn = field(default_factory=CheckIn)

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.turns import actions as act
 from gateway.turns import events as ev
+from gateway.turns.playout import PlayoutSteps
 from gateway.turns.policy import TurnPolicy
 from gateway.turns.reply import Reply
 from gateway.turns.tools import ToolSteps
@@ -27,7 +28,7 @@ class State(enum.Enum):
     AGENT_SPEAKING = "agent_speaking"
 
 
-class ReplySteps(ToolSteps):
+class ReplySteps(PlayoutSteps, ToolSteps):
     """The reply-production steps of the turn machine."""
 
     policy: TurnPolicy
@@ -123,11 +124,9 @@ class ReplySteps(ToolSteps):
             self._release(reply)
         self._maybe_finish(reply)
 
-    def _output(self, reply: Reply, item: act.ClientOutput) -> None:
-        for sent in reply.output(item, self._now):
-            self._sent(reply, sent)
-
     def _sent(self, reply: Reply, item: act.ClientOutput) -> None:
+        if isinstance(item, act.SendAudio):
+            reply.playback.add(item.pcm, item.text, self._now)
         self._emit(item)
         if isinstance(item, act.SendAudio) and "first_audio_sent" not in reply.timeline.marks:
             reply.timeline.mark("first_audio_sent", self._now)
@@ -136,6 +135,8 @@ class ReplySteps(ToolSteps):
 
     def _maybe_finish(self, reply: Reply) -> None:
         if reply.finished or reply.failed or not reply.audio_done or reply.is_held:
+            return
+        if reply.paced or reply.ducked:
             return
         reply.timeline.mark("pipeline_complete", self._now)
         if reply.audio_opened:
@@ -200,7 +201,8 @@ class ReplySteps(ToolSteps):
 
     def _cancel_stages(self, reply: Reply) -> None:
         heard = reply.playback.heard_text(self._now)
-        self._emit(act.CancelLlm(reply.attempt, heard, discard=reply.early))
+        if not reply.check_in:
+            self._emit(act.CancelLlm(reply.attempt, heard, discard=reply.early))
         self._emit(act.CancelSpeech(reply.attempt))
 
     @staticmethod

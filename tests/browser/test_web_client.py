@@ -20,7 +20,7 @@ import json
 import re
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -268,6 +268,9 @@ class Script:
     frame_sizes: list[int] = field(default_factory=list)
     chunks_before_interrupt: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The page's player gain while ducked (read by the test through the page).
+    gain_when_ducked: float | None = None
+    read_gain: Callable[[], Awaitable[float | None]] | None = None
 
 
 SCRIPT = web.AppKey("script", Script)
@@ -295,7 +298,15 @@ async def play_script(ws: web.WebSocketResponse, script: Script) -> None:
     for chunk in chunks:
         await ws.send_bytes(chunk)
     script.chunks_before_interrupt = len(chunks)
-    await asyncio.sleep(0.4)  # part of the 3 s is playing, most is still scheduled
+    await asyncio.sleep(0.2)  # part of the 3 s is playing, most is still scheduled
+    await send({"type": "speech_started", "turn_id": TURN_2})
+    await send({"type": "ducked", "turn_id": TURN_1, "gain": 0.25})
+    await asyncio.sleep(0.1)
+    if script.read_gain is not None:
+        script.gain_when_ducked = await script.read_gain()
+    await send({"type": "resumed", "turn_id": TURN_1})
+    await asyncio.sleep(0.1)
+    await send({"type": "ducked", "turn_id": TURN_1, "gain": 0.25})
     await send({"type": "interrupted", "turn_id": TURN_1})
     for chunk in tone_chunks(0.2):  # stragglers of the cancelled turn: the client drops them
         await ws.send_bytes(chunk)
@@ -389,6 +400,12 @@ async def test_scripted_interruption_and_layout(
         page = await context.new_page()
         log = PageLog(page)
         await page.goto(f"{url}/?token=scripted")
+
+        async def read_gain() -> float | None:
+            gain: float | None = await page.evaluate("() => window.voiceStats.gain")
+            return gain
+
+        script.read_gain = read_gain
         await page.get_by_role("button", name="Talk").click()
 
         await asyncio.wait_for(script.done.wait(), 20)
@@ -404,6 +421,17 @@ async def test_scripted_interruption_and_layout(
 
         stats = await voice_stats(page)
         interrupted = script.chunks_before_interrupt
+        # Ducked at the gateway's gain at once, back to full on resume and after the interruption.
+        assert script.gain_when_ducked == pytest.approx(0.25)
+        assert stats["ducks"] == 2 and stats["resumes"] == 1, stats
+        assert stats["speechStarts"] == 1 and stats["gain"] == 1, stats
+        # While turn 1 played the page said how much of it had played, and once more on the
+        # interruption: within the 3 s of audio sent.
+        played = [t for t in script.texts if t.get("type") == "played"]
+        assert played and {t["turn_id"] for t in played} <= {TURN_1, TURN_2}, played
+        turn_1_ms = [t["ms"] for t in played if t["turn_id"] == TURN_1]
+        assert turn_1_ms and all(isinstance(ms, int) and 0 <= ms <= 3000 for ms in turn_1_ms)
+        assert turn_1_ms == sorted(turn_1_ms), turn_1_ms
         assert stats["interruptions"] == 1, stats
         assert stats["turnsCompleted"] == 1, stats
         # The 10 stragglers after `interrupted` were received but never scheduled.
