@@ -16,6 +16,11 @@ client's side it records when the interrupting voice was sent, when ``speech_sta
 
 The goal: audio stops reaching the client within 150 ms of the barge-in decision. The gateway's
 own view, ``voice_gateway_barge_in_seconds``, is printed beside it.
+
+That is the ``decision`` case. The other cases (``interrupt``, ``backchannel``, ``echo``,
+``echo-interrupt``; bench/barge_in_cases.py) play through a client that models a real player
+(bench/barge_in_player.py) and are measured from the overlap's acoustic onset; the echo cases
+run on a cluster with the gateway's echo cancelling on and on one with it off.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -33,12 +39,18 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from bench.barge_in_cases import CaseTrial, overlap_of, print_table, run_trial, summarize
+from bench.barge_in_plot import plot_cases, plot_decisions
+from bench.barge_in_words import backchannels
 from bench.corpus import BenchClip, load_corpus
 from launcher.cluster import Cluster, ClusterConfig, ClusterStartError
 from tools.live import LiveSession
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERRUPTION = "006_"  # "The birch canoe slid on the smooth planks."
+# Sentences spoken over the answer in the interrupt cases (bench/barge_in_cases.py).
+INTERRUPTIONS = ("006_", "024_", "012_", "036_")
+ALL_CASES = ("decision", "interrupt", "backchannel", "echo", "echo-interrupt")
 GOAL_MS = 150.0
 
 
@@ -136,40 +148,81 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   max {max(values):6.0f} ms"
 
 
-def _plot(trials: list[Trial], barge_in_ms: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    good = [t for t in trials if t.detect_ms is not None]
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(good) + 1.6))
-    for row, t in enumerate(good):
-        assert t.detect_ms is not None and t.interrupted_ms is not None
-        decided = t.detect_ms + barge_in_ms
-        ax.barh(row, t.detect_ms, color="#9bbcd8", label="detect" if row == 0 else None)
-        ax.barh(
-            row,
-            barge_in_ms,
-            left=t.detect_ms,
-            color="#d8d8d8",
-            label="barge-in time" if row == 0 else None,
+async def _decision_trials(
+    cluster: Cluster,
+    args: argparse.Namespace,
+    questions: list[BenchClip],
+    interruption: BenchClip,
+    barge_in_ms: float,
+) -> list[Trial]:
+    trials: list[Trial] = []
+    for index in range(args.trials):
+        question = questions[index // 2 % len(questions)]
+        trigger = "final" if index % 2 == 0 else "audio"
+        url = f"{cluster.ws_url}/ws/{cluster.token()}"
+        trial = await _trial(url, question, interruption, barge_in_ms / 1000, trigger)
+        trials.append(trial)
+        print(
+            f"[decision {index + 1:2d}/{args.trials}] {question.name[:28]:28s} "
+            + (trial.error or _describe(trial)),
+            flush=True,
         )
-        ax.plot(decided + t.interrupted_ms, row, "rv", label="interrupted" if row == 0 else None)
-        if t.last_frame_ms is not None:
-            ax.plot(t.last_frame_ms, row, "k|", markersize=14, label="last agent frame")
-    names = [f"{t.question[:22]} ({t.answer_state})" for t in good]
-    ax.set_yticks(range(len(good)), names, fontsize=7)
-    ax.set_xlabel("ms after the interrupting voice was sent")
-    ax.set_title("Barge-in: when the agent's audio stopped reaching the client")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(
-        unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return trials
+
+
+async def _case_trials(
+    cluster: Cluster,
+    args: argparse.Namespace,
+    setting: str,
+    clips: list[BenchClip],
+    questions: list[BenchClip],
+) -> list[CaseTrial]:
+    rng = random.Random(f"{args.seed}-{setting}")
+    # Clean questions only: the noise of a mixed clip goes on over the answer (a user turn of
+    # its own), and "yes" is a backchannel word here.
+    questions = [q for q in questions if q.kind == "speech" and not q.name.startswith("007_")]
+    sentences = [overlap_of(c) for c in clips if c.name.startswith(INTERRUPTIONS)]
+    # Backchannels run on the first cluster only (echo cancelling off, the default, unless on
+    # alone); interruptions and the echo cases on both, to show what cancelling does to each.
+    first_cluster = setting == "off" or "off" not in args.echo_cancel
+    words = backchannels(clips) if "backchannel" in args.cases and first_cluster else []
+    plan: list[tuple[str, Any]] = []
+    for case in ("interrupt", "backchannel", "echo", "echo-interrupt"):
+        if case not in args.cases or (not first_cluster and case == "backchannel"):
+            continue
+        count = args.echo_trials if case == "echo" else args.case_trials
+        pool = words if case == "backchannel" else sentences
+        plan += [(case, None if case == "echo" else pool[i % len(pool)]) for i in range(count)]
+    trials: list[CaseTrial] = []
+    for first in range(0, len(plan), args.concurrency):
+        batch = plan[first : first + args.concurrency]
+        results = await asyncio.gather(
+            *(
+                run_trial(
+                    f"{cluster.ws_url}/ws/{cluster.token()}",
+                    case,
+                    setting,
+                    questions[rng.randrange(len(questions))],
+                    overlap,
+                    random.Random(rng.random()),
+                )
+                for case, overlap in batch
+            )
+        )
+        for number, trial in enumerate(results, first + 1):
+            trials.append(trial)
+            figures = (
+                f"duck {trial.onset_to_duck_ms} stop {trial.onset_to_stop_ms} ms"
+                if trial.case.endswith("interrupt")
+                else f"ducks {trial.ducks}"
+            )
+            echo = f" echo -{trial.echo_db} dB {trial.echo_delay_ms} ms" if trial.echo_db else ""
+            print(
+                f"[{trial.case} echo-cancel {setting} {number:2d}/{len(plan)}] "
+                f"{trial.overlap[:18]:18s} {trial.error or trial.outcome:16s} {figures}{echo}",
+                flush=True,
+            )
+    return trials
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -177,32 +230,51 @@ async def run(args: argparse.Namespace) -> int:
     interruption = next(c for c in clips if c.name.startswith(INTERRUPTION))
     questions = [c for c in clips if c.is_speech and c is not interruption]
     questions = [c for c in questions if len(c.audio.pcm) / (2 * c.audio.sample_rate) < 6.0]
+    questions = [c for c in questions if not c.name.startswith(INTERRUPTIONS)]
     barge_in_ms = float(os.environ.get("GATEWAY_BARGE_IN_MS", "300"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or ROOT / "bench" / "results" / f"barge-in-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     trials: list[Trial] = []
+    case_trials: list[CaseTrial] = []
+    gateway_mean_ms, gateway_count = 0.0, 0
+    settings = [c for c in ("off", "on") if c in args.echo_cancel]
     with out.with_suffix(".log").open("w") as log:
-        env = {"OTEL_SDK_DISABLED": "true", "GATEWAY_BARGE_IN_MS": f"{barge_in_ms:.0f}"}
-        config = ClusterConfig.on_free_ports(output=log, env=env)
-        print("starting a cluster (embedded models)...", flush=True)
-        try:
-            async with Cluster(config) as cluster:
-                for index in range(args.trials):
-                    question = questions[index // 2 % len(questions)]
-                    trigger = "final" if index % 2 == 0 else "audio"
-                    url = f"{cluster.ws_url}/ws/{cluster.token()}"
-                    trial = await _trial(url, question, interruption, barge_in_ms / 1000, trigger)
-                    trials.append(trial)
-                    print(
-                        f"[{index + 1:2d}/{args.trials}] {question.name[:28]:28s} "
-                        + (trial.error or _describe(trial)),
-                        flush=True,
-                    )
-                gateway_mean_ms, gateway_count = await _gateway_view(cluster.http_url)
-        except ClusterStartError as error:
-            print(f"error: {error}")
-            return 2
+        for setting in settings:
+            env = {
+                "OTEL_SDK_DISABLED": "true",
+                "GATEWAY_BARGE_IN_MS": f"{barge_in_ms:.0f}",
+                "GATEWAY_ECHO_CANCEL": setting,
+                # Sessions at once are this bench's choice, not the admission control's.
+                "GATEWAY_ADMISSION": "off",
+            }
+            config = ClusterConfig.on_free_ports(output=log, env=env)
+            print(
+                f"starting a cluster (embedded models, GATEWAY_ECHO_CANCEL={setting})...",
+                flush=True,
+            )
+            try:
+                async with Cluster(config) as cluster:
+                    if "decision" in args.cases and not trials:
+                        trials = await _decision_trials(
+                            cluster, args, questions, interruption, barge_in_ms
+                        )
+                        gateway_mean_ms, gateway_count = await _gateway_view(cluster.http_url)
+                    case_trials += await _case_trials(cluster, args, setting, clips, questions)
+            except ClusterStartError as error:
+                print(f"error: {error}")
+                return 2
+    table = summarize(case_trials)
+    if case_trials:
+        plot_cases(case_trials, out.with_name(out.stem + "-cases.png"))
+        print("\nbarge-in cases (from the overlap's acoustic onset, at the real-player client)")
+        print_table(table)
+    if not trials:
+        out.write_text(
+            json.dumps({"cases": table, "case_trials": [asdict(t) for t in case_trials]}, indent=2)
+        )
+        print(f"\nwrote {out}\n      {out.with_name(out.stem + '-cases.png')}")
+        return 0 if all(t.frames_after_interrupted == 0 for t in case_trials) else 1
     done = [t for t in trials if not t.error]
     streaming = [t for t in done if t.answer_state == "streaming"]
     stops = [t.audio_stop_ms for t in streaming if t.audio_stop_ms is not None]
@@ -229,9 +301,17 @@ async def run(args: argparse.Namespace) -> int:
             p50, p90 = np.percentile(kept, [50, 90])
             summary[name] = {"p50": round(float(p50), 1), "p90": round(float(p90), 1)}
     out.write_text(
-        json.dumps({"summary": summary, "trials": [asdict(t) for t in trials]}, indent=2)
+        json.dumps(
+            {
+                "summary": summary,
+                "trials": [asdict(t) for t in trials],
+                "cases": table,
+                "case_trials": [asdict(t) for t in case_trials],
+            },
+            indent=2,
+        )
     )
-    _plot(trials, barge_in_ms, out.with_suffix(".png"))
+    plot_decisions(trials, barge_in_ms, out.with_suffix(".png"))
 
     rows = (
         ("voice sent -> speech_started", [t.detect_ms or 0.0 for t in done]),
@@ -252,17 +332,49 @@ async def run(args: argparse.Namespace) -> int:
     verdict = "met" if met else "NOT met"
     print(f"  goal, audio stops within {GOAL_MS:.0f} ms of the decision (p90): {verdict}")
     print(f"\nwrote {out}\n      {out.with_suffix('.png')}")
-    return 0 if done and summary["frames_after_interrupted"] == 0 else 1
+    if case_trials:
+        print(f"      {out.with_name(out.stem + '-cases.png')}")
+    late = summary["frames_after_interrupted"] + sum(
+        t.frames_after_interrupted for t in case_trials
+    )
+    return 0 if done and late == 0 else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Barge-in: how fast the agent stops talking.")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "speech")
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=6, help="trials of the decision case")
+    parser.add_argument(
+        "--cases", default=",".join(ALL_CASES), help=f"comma-separated, of {','.join(ALL_CASES)}"
+    )
+    parser.add_argument(
+        "--case-trials",
+        type=int,
+        default=6,
+        help="trials of interrupt, backchannel, echo-interrupt (each)",
+    )
+    parser.add_argument("--echo-trials", type=int, default=10, help="answers of the echo case")
+    parser.add_argument(
+        "--echo-cancel", default="on,off", help="GATEWAY_ECHO_CANCEL values the echo cases run with"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="sessions at once in the cases other than decision",
+    )
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     args = parser.parse_args()
-    if args.trials < 1:
-        parser.error("--trials must be at least 1")
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    args.echo_cancel = [c.strip() for c in args.echo_cancel.split(",") if c.strip()]
+    unknown = set(args.cases) - set(ALL_CASES)
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    if set(args.echo_cancel) - {"on", "off"} or not args.echo_cancel:
+        parser.error("--echo-cancel takes on, off or on,off")
+    if min(args.trials, args.case_trials, args.echo_trials, args.concurrency) < 1:
+        parser.error("trial counts and --concurrency must be at least 1")
     return asyncio.run(run(args))
 
 
