@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.admission import AdmissionPolicy, Decision, ReplicaView, decide
 from gateway.auth import TokenVerifier
 from gateway.metrics import GatewayMetrics
 from gateway.phone import (
@@ -16,6 +17,7 @@ from gateway.phone import (
     STREAM_PATH,
     VOICE_PATH,
     CallTokens,
+    busy_twiml,
     connect_twiml,
     signature_valid,
     stream_url,
@@ -25,7 +27,7 @@ from gateway.settings import GatewaySettings
 from gateway.transports.base import Transport
 from gateway.transports.browser import BrowserTransport
 from gateway.transports.twilio import TwilioTransport
-from gateway.upstream import Upstreams
+from gateway.upstream import LoadMonitor, Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 SESSIONS = web.AppKey[set[Session]]("sessions")
 METRICS = web.AppKey("metrics", GatewayMetrics)
 CALL_TOKENS = web.AppKey("call_tokens", CallTokens)
+MONITOR = web.AppKey("load_monitor", asyncio.Task[None])
+HOLD_LINE = web.AppKey("hold_line", asyncio.Lock)
+# How often a held session checks whether it can start.
+HOLD_CHECK_S = 0.5
 # A phone stream must send its start (with the call's token) within this long.
 STREAM_START_TIMEOUT_S = 10.0
 
@@ -65,6 +71,57 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
+def _policy(settings: GatewaySettings) -> AdmissionPolicy:
+    return AdmissionPolicy(
+        mode=settings.admission,
+        budget_ms=settings.latency_budget_ms,
+        max_sessions=settings.max_sessions,
+        overhead_ms=settings.admission_overhead_ms,
+        retry_after_s=settings.retry_after_s,
+    )
+
+
+def admission(app: web.Application) -> Decision:
+    """Whether one more session may start now (gateway/admission.py), from the last loads."""
+    views: dict[str, list[ReplicaView]] = app[UPSTREAMS].views()
+    decision = decide(_policy(app[SETTINGS]), len(app[SESSIONS]), views)
+    app[METRICS].predicted_latency.set(decision.predicted_ms / 1000)
+    return decision
+
+
+def refusal(decision: Decision) -> web.Response:
+    """503 with Retry-After, before any WebSocket upgrade (counted by load tests as refused)."""
+    log.info("refused a new session: %s", decision.reason)
+    body = {
+        "error": decision.outcome,
+        "message": decision.reason,
+        "retry_after_s": decision.retry_after_s,
+        "predicted_ms": round(decision.predicted_ms),
+    }
+    return web.json_response(body, status=503, headers={"Retry-After": str(decision.retry_after_s)})
+
+
+async def hold_until_admitted(app: web.Application, transport: Transport, first: Decision) -> bool:
+    """GATEWAY_ADMISSION=hold: tell the client to hold, and wait in line until the session can
+    start (True) or the hold times out (False: the client is told; the caller closes)."""
+    settings = app[SETTINGS]
+    app[METRICS].admissions.labels("held").inc()
+    await transport.send_event("hold", retry_after_s=first.retry_after_s, message=first.reason)
+    try:
+        async with asyncio.timeout(settings.hold_timeout_s), app[HOLD_LINE]:
+            while True:  # admission changes with the polled loads: checked, not awaited
+                if admission(app).admit:
+                    return True
+                await asyncio.sleep(HOLD_CHECK_S)
+    except TimeoutError:
+        pass
+    app[METRICS].admissions.labels("hold_timeout").inc()
+    await transport.send_event(
+        "error", code="busy", message="the agent is still busy; please try again later"
+    )
+    return False
+
+
 def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
     origin = request.headers.get("Origin")
     return origin is None or "*" in allowed or origin in allowed
@@ -78,8 +135,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPUnauthorized(text="unknown, expired or malformed token\n")
     if not _origin_allowed(request, settings.allowed_origins):
         raise web.HTTPForbidden(text="origin not allowed\n")
-    if len(app[SESSIONS]) >= settings.max_sessions:
-        raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
+    decision = admission(app)
+    if not decision.admit and settings.admission != "hold":
+        app[METRICS].admissions.labels(decision.outcome).inc()
+        return refusal(decision)
     # The session closes frames over max_frame_bytes itself (with 1009 and a reason); the
     # transport limit above it only guards memory against absurd frames.
     ws = web.WebSocketResponse(max_msg_size=settings.max_frame_bytes * 4, heartbeat=20.0)
@@ -94,6 +153,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         count_error=lambda code: app[METRICS].errors.labels(code).inc(),
         name=session_id,
     )
+    if not decision.admit and not await hold_until_admitted(app, transport, decision):
+        await ws.close(code=1013, message=b"the agent is busy; try again later")
+        return ws
     await _run_session(app, session_id, transport, ws, identity.subject)
     return ws
 
@@ -116,6 +178,12 @@ async def twilio_voice(request: web.Request) -> web.Response:
     call_sid = (params.get("CallSid") or [""])[0]
     if not call_sid or len(call_sid) > CALL_SID_MAX:
         raise web.HTTPBadRequest(text="CallSid is missing\n")
+    decision = admission(app)
+    if not decision.admit:
+        app[METRICS].admissions.labels(decision.outcome).inc()
+        log.info("call %s: refused (%s)", call_sid, decision.reason)
+        message = "Sorry, all our agents are busy right now. Please call again in a few minutes."
+        return web.Response(text=busy_twiml(message), content_type="text/xml")
     token = app[CALL_TOKENS].issue(call_sid)
     log.info("call %s: answering with a media stream", call_sid)
     twiml = connect_twiml(stream_url(settings.public_url), token)
@@ -127,7 +195,7 @@ async def twilio_stream(request: web.Request) -> web.StreamResponse:
     call's token: the transport refuses the stream without it)."""
     app = request.app
     settings = app[SETTINGS]
-    if len(app[SESSIONS]) >= settings.max_sessions:
+    if settings.max_sessions and len(app[SESSIONS]) >= settings.max_sessions:
         raise web.HTTPServiceUnavailable(text="the gateway is at its session limit\n")
     # Media messages are ~300 bytes; no heartbeat: a live stream sends media every 20 ms.
     ws = web.WebSocketResponse(max_msg_size=1 << 20)
@@ -155,6 +223,7 @@ async def _run_session(
 ) -> None:
     session = Session(session_id, transport, app[UPSTREAMS], app[SETTINGS], app[METRICS])
     app[SESSIONS].add(session)
+    app[METRICS].admissions.labels("admitted").inc()
     app[METRICS].sessions.inc()
     log.info("session %s opened for %s (%d open)", session.id, subject, len(app[SESSIONS]))
     try:
@@ -171,10 +240,20 @@ async def _run_session(
 
 
 async def _connect_upstreams(app: web.Application) -> None:
-    app[UPSTREAMS] = Upstreams.connect(app[SETTINGS])
+    settings = app[SETTINGS]
+    app[UPSTREAMS] = Upstreams.connect(settings)
+    app[HOLD_LINE] = asyncio.Lock()
+    monitor = LoadMonitor(
+        app[UPSTREAMS],
+        poll_s=settings.load_poll_ms / 1000,
+        resolve_s=settings.resolve_interval_s,
+    )
+    app[MONITOR] = asyncio.create_task(monitor.run(), name="load-monitor")
 
 
 async def _close_upstreams(app: web.Application) -> None:
+    app[MONITOR].cancel()
+    await asyncio.gather(app[MONITOR], return_exceptions=True)
     await app[UPSTREAMS].close()
 
 

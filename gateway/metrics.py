@@ -47,6 +47,18 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.admissions = Counter(
+            "voice_sessions_admitted",
+            "New sessions by the admission's outcome: admitted, held, over_budget, at_capacity, "
+            "hold_timeout",
+            ["outcome"],
+            registry=r,
+        )
+        self.predicted_latency = Gauge(
+            "voice_gateway_admission_predicted_seconds",
+            "The predicted p90 turn latency of one more session, at the last admission",
+            registry=r,
+        )
         self.stage = Histogram(
             "voice_gateway_stage_seconds",
             "Each moment of a turn, measured from the end of user speech",

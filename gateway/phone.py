@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from gateway.auth import TokenVerifier, sign_token
 from gateway.transports.twilio_messages import StreamStart
@@ -78,4 +78,13 @@ def connect_twiml(url: str, token: str) -> str:
         f"<Response><Connect><Stream url={quoteattr(url)}>"
         f'<Parameter name="token" value={quoteattr(token)}/>'
         "</Stream></Connect></Response>"
+    )
+
+
+def busy_twiml(message: str) -> str:
+    """A call the gateway cannot take now: Twilio answers, says so, and hangs up (a 503 would
+    make Twilio play its own "application error" message, or its fallback URL's answer)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Response><Say>{escape(message)}</Say><Hangup/></Response>"
     )

@@ -26,6 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from voice.errors import SettingsError
+from voice.load import SERVICE_NAME as LOAD_SERVICE_NAME
+from voice.load import LoadTracker, export_gauges, serve_load
 from voice.models import ModelUnavailableError
 from voice.settings import CommonSettings
 from voice.telemetry import setup_logging, setup_tracing
@@ -73,16 +75,24 @@ async def serve(
     on_stop: Callable[[], Awaitable[None]] | None = None,
     metrics_port: int = 0,
     active_streams: Callable[[], int] | None = None,
+    load: LoadTracker | None = None,
 ) -> None:
     """Run a gRPC server on ``listen`` until SIGTERM or SIGINT, then shut down gracefully.
 
     With ``metrics_port``, Prometheus metrics are served over HTTP there: the open streams,
-    and the process's own CPU and memory figures.
+    the load report's figures, and the process's own CPU and memory figures. With ``load``,
+    the server also answers ``voice.v1.LoadService`` (voice/load.py), and reports itself
+    draining from the moment the shutdown starts.
     """
     if metrics_port:
+        if load is not None:
+            export_gauges(load)
         serve_metrics(name, metrics_port, active_streams)
     server = grpc.aio.server(interceptors=_interceptors(), options=SERVER_OPTIONS)
     register(server)
+    if load is not None:
+        serve_load(server, load)
+        service_names = [*service_names, LOAD_SERVICE_NAME]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -108,6 +118,8 @@ async def serve(
     await stopping.wait()
 
     log.info("%s shutting down (grace %.1fs)", name, grace_s)
+    if load is not None:
+        load.draining = True
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)
     if on_stop is not None:
@@ -129,6 +141,8 @@ class StreamServicer(Protocol):
     """A servicer that counts its open streams (the ``voice_<name>_active_streams`` gauge)."""
 
     active_streams: int
+    # What the stage carries (voice/load.py): served as voice.v1.LoadService.
+    load: LoadTracker
 
 
 Settings = TypeVar("Settings", bound=ServiceSettings)
@@ -173,6 +187,7 @@ def run_service(
             on_stop=on_stop,
             metrics_port=settings.common.metrics_port,
             active_streams=lambda: servicer.active_streams,
+            load=servicer.load,
         )
 
     try:

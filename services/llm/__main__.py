@@ -101,7 +101,12 @@ async def start(settings: LlmSettings) -> Started[LanguageModelServicer]:
         prefetch=settings.knowledge_prefetch,
     )
     servicer = LanguageModelServicer(
-        chain, system_prompt, history_budget, settings.max_reply_tokens, tool_loop=tool_loop
+        chain,
+        system_prompt,
+        history_budget,
+        settings.max_reply_tokens,
+        tool_loop=tool_loop,
+        workers=settings.parallel,
     )
 
     async def stop() -> None:

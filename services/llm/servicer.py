@@ -27,6 +27,7 @@ from services.llm.engine import EndScorer, LanguageModel, Message, Turn
 from services.llm.history import History
 from services.llm.tool_loop import ToolLoop, TurnTools
 from voice.errors import InvalidRequestError, VoiceError
+from voice.load import LoadTracker, PendingWork
 from voice.streams import open_stream
 from voice.telemetry import context_from_message
 from voice.v1 import llm_pb2, llm_pb2_grpc
@@ -58,6 +59,8 @@ class _ActiveTurn:
     task: asyncio.Task[None] = field(init=False)
     # Its tools' state: confirmation (side effects wait for it), events, end_call.
     tools: TurnTools | None = None
+    # Its wait for the first token, in the load report (voice/load.py).
+    pending: PendingWork | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -76,6 +79,7 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         *,
         tracer: trace.Tracer | None = None,
         tool_loop: ToolLoop | None = None,
+        workers: int = 1,
     ) -> None:
         self._model = model
         self._tool_loop = tool_loop
@@ -84,6 +88,8 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
         self._max_reply_tokens = max_reply_tokens
         self._tracer = tracer or _tracer
         self.active_streams = 0
+        # The load report's critical step: a turn's first token (its end score included).
+        self.load = LoadTracker("llm", workers=workers, active_streams=lambda: self.active_streams)
 
     async def Converse(  # noqa: N802 - gRPC method name
         self,
@@ -135,10 +141,12 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                     )
                     if not request.turn.early:
                         active.tools.confirmed.set()
+                    work = active.pending = self.load.begin()
                     active.task = asyncio.create_task(
                         self._run_turn(request.turn, session_id, active, history, out),
                         name=f"turn-{request.turn.turn_id}",
                     )
+                    active.task.add_done_callback(work.on_done)
                 elif kind == "cancel":
                     if active is not None and active.turn_id == request.cancel.turn_id:
                         if request.cancel.has_heard_text:
@@ -200,6 +208,8 @@ class LanguageModelServicer(llm_pb2_grpc.LanguageModelServiceServicer):
                 async for delta in self._reply(turn, active):
                     if not reply:
                         first_token_ms = (time.perf_counter() - started) * 1000
+                        if active.pending is not None:
+                            active.pending.answered()
                         span.add_event("llm_first_token")
                     reply.append(delta)
                     out.put_nowait(

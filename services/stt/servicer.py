@@ -19,6 +19,7 @@ from services.stt.engine import (
     SpeechEvent,
     SpeechEventKind,
     StreamInput,
+    Transcript,
     TranscriptEvent,
     VoiceActivityDetector,
     primary_language,
@@ -28,6 +29,7 @@ from services.stt.streaming import StreamConfig, TranscriptionStream
 from services.stt.tracing import UtteranceTracer
 from voice.audio import Resampler, pcm16_to_float
 from voice.errors import InvalidRequestError, ResourceExhaustedError
+from voice.load import LoadTracker
 from voice.streams import open_stream, sample_rate
 from voice.v1 import stt_pb2, stt_pb2_grpc
 
@@ -110,6 +112,14 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
         self.max_streams = max_streams
         self.active_streams = 0
         self.model_name = str(getattr(decoder, "description", type(decoder).__name__))
+        # The load report's critical step: an urgent decode (at a pause, or the final one).
+        self.load = LoadTracker(
+            "stt",
+            workers=decode_workers,
+            max_streams=max_streams,
+            active_streams=lambda: self.active_streams,
+            queued=lambda: self.pool.queued,
+        )
 
     async def Transcribe(  # noqa: N802 - gRPC method name
         self,
@@ -138,6 +148,8 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServiceServicer):
             inputs = self._inputs(request_iterator, resampler, rate, errors, tracer)
             async for event in stream.transcribe(inputs):
                 tracer.observe(event)
+                if isinstance(event, Transcript) and (event.final or event.at_pause):
+                    self.load.record(event.decode_ms)
                 yield to_proto(event)
             if errors:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors[0])

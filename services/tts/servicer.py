@@ -21,6 +21,7 @@ from services.tts.chain import EngineChain
 from services.tts.engine import SpeechEngine
 from services.tts.speaker import ChunkingConfig, TurnSpeaker
 from voice.errors import InvalidRequestError
+from voice.load import LoadTracker, PendingWork
 from voice.streams import open_stream, sample_rate
 from voice.telemetry import context_from_message
 from voice.v1 import audio_pb2, tts_pb2, tts_pb2_grpc
@@ -42,6 +43,8 @@ class _Output:
     outbox: Outbox
     started: bool = False
     ended: bool = False
+    # The turn's wait for its first audio, in the load report (voice/load.py).
+    pending: PendingWork | None = None
 
     def start(self, engine: str) -> None:
         self.started = True
@@ -49,6 +52,8 @@ class _Output:
         self.outbox.put_nowait(tts_pb2.SynthesizeResponse(start=start))
 
     def audio(self, pcm: bytes, text: str) -> None:
+        if self.pending is not None:
+            self.pending.answered()
         chunk = audio_pb2.AudioChunk(pcm=pcm, sample_rate=self.rate)
         audio = tts_pb2.SynthesizedAudio(turn_id=self.turn_id, audio=chunk, text=text)
         self.outbox.put_nowait(tts_pb2.SynthesizeResponse(audio=audio))
@@ -75,6 +80,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
         self._chain = engines if isinstance(engines, EngineChain) else EngineChain([engines])
         self._config = config
         self.active_streams = 0
+        # The load report's critical step: a turn's first audio from its first text.
+        self.load = LoadTracker("tts", active_streams=lambda: self.active_streams)
 
     async def Synthesize(  # noqa: N802 - gRPC method name
         self,
@@ -139,12 +146,14 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServiceServicer):
                 if kind == "text":
                     turn = turns.get(request.text.turn_id)
                     if turn is None:
-                        turn = _Turn(_Output(request.text.turn_id, rate, outbox))
+                        work = self.load.begin()
+                        turn = _Turn(_Output(request.text.turn_id, rate, outbox, pending=work))
                         turns[turn.turn_id] = turn
                         turn.task = asyncio.create_task(
                             self._speak(turn, request.text.trace_context, rate, voice, session_id)
                         )
                         turn.task.add_done_callback(_forget(turns, turn.turn_id))
+                        turn.task.add_done_callback(work.on_done)
                     turn.text.put_nowait(request.text.text)
                 elif kind == "flush":
                     turn = turns.get(request.flush.turn_id)
