@@ -608,8 +608,16 @@ def check_buf(root: Path = ROOT) -> Problems:
     return problems
 
 
+def check_autoscale(root: Path = ROOT) -> Problems:
+    """The autoscalers' metrics (deploy/autoscale.py)."""
+    from deploy.autoscale import check_autoscale as check
+
+    return check(root)
+
+
 CHECKS: dict[str, Callable[[Path], Problems]] = {
     "k8s": check_k8s,
+    "autoscale": check_autoscale,
     "compose": check_compose,
     "docker": check_docker,
     "images": check_images,

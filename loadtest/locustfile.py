@@ -4,12 +4,16 @@ Run by ``make load`` / ``make soak`` (loadtest/run.py), which start the cluster 
 VOICE_URL (ws://host:port/ws/TOKEN) and VOICE_CORPUS. Each task streams one clip in real time
 (frame k at (k + 1) x 20 ms), then silence until the answer to that clip is audible, and reports
 the clip's acoustic end of speech -> first audible audio of its own answer as the request time
-of "first audible answer". A turn that fails is a "failed turn", never a latency sample.
+of "first audible answer". A turn that fails is a "failed turn", never a latency sample; a
+session the gateway refuses at the upgrade (HTTP 503, admission control) is a "refused session".
+With VOICE_RECORDS set, each request is also appended there as a JSON line (name, latency_ms,
+held_s) for loadtest/report.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -27,6 +31,8 @@ ANSWER_TIMEOUT_S = 20.0
 # Locust request names: answered turns (their latency) and failed ones (counted apart).
 ANSWERED = "first audible answer"
 FAILED = "failed turn"
+# A session the gateway turned away at the upgrade (HTTP 503 with Retry-After): not an error.
+REFUSED = "refused session"
 CLIPS: list[BenchClip] = []
 
 
@@ -49,6 +55,12 @@ class VoiceUser(User):
         started = time.perf_counter()
         try:
             latency_ms = self._talk(url, clip)
+        except websocket.WebSocketBadStatusException as error:
+            if error.status_code == 503:
+                self._report(REFUSED, started, (time.perf_counter() - started) * 1000, None)
+            else:
+                self._report(FAILED, started, (time.perf_counter() - started) * 1000, error)
+            return
         except Exception as error:  # every failure is a result of the load test
             # Failed turns are counted under their own name, so they never enter the latency
             # percentiles of the answered ones.
@@ -107,6 +119,7 @@ class VoiceUser(User):
     def _report(
         self, name: str, started: float, response_ms: float, error: Exception | None
     ) -> None:
+        _record(name, response_ms, time.perf_counter() - started)
         self.environment.events.request.fire(
             request_type="WS",
             name=name,
@@ -116,6 +129,15 @@ class VoiceUser(User):
             context={},
             start_time=started,
         )
+
+
+def _record(name: str, latency_ms: float, held_s: float) -> None:
+    """One line per request in VOICE_RECORDS (JSON lines), for loadtest/report.py."""
+    path = os.environ.get("VOICE_RECORDS")
+    if path:
+        line = json.dumps({"name": name, "latency_ms": latency_ms, "held_s": round(held_s, 3)})
+        with open(path, "a") as records:
+            records.write(line + "\n")
 
 
 class _AnswerTurn:

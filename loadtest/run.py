@@ -1,9 +1,10 @@
 """``make load`` and ``make soak``: the cluster under N concurrent voice sessions, with Locust.
 
 ``load`` ramps N over --users (default 1,2,4,8), each step --step-s seconds, and prints the
-curve: sessions held, turns, errors and the error rate, p50/p90 end of speech -> first audible
-answer over the answered turns only, and the memory
-of the four processes. ``soak`` holds --soak-users sessions for --soak-s seconds and samples the
+curve (loadtest/report.py): sessions admitted and refused (503 at the upgrade), answered turns,
+the error rate, p50/p90 end of speech -> first audible answer over the answered turns only, and
+each process's CPU seconds over the step and peak RSS; the JSON goes to --out.
+``soak`` holds --soak-users sessions for --soak-s seconds and samples the
 processes' memory, to show it does not grow. Only loopback addresses are used, and every run is
 bounded in time.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import os
 import sys
@@ -25,10 +25,10 @@ import aiohttp
 import psutil
 
 from launcher.cluster import Cluster, ClusterConfig
+from loadtest import procstat
+from loadtest.report import TurnRecord, cpu_seconds, peak_rss_mb, step_summary, table
 
 ROOT = Path(__file__).resolve().parent.parent
-ANSWERED = "first audible answer"
-FAILED = "failed turn"
 
 
 def memory_mb(cluster: Cluster) -> dict[str, float]:
@@ -56,18 +56,38 @@ async def _max_sessions(cluster: Cluster, stop: asyncio.Event) -> int:
     return held
 
 
+async def _sample_rss(cluster: Cluster, stop: asyncio.Event, into: list[dict[str, float]]) -> None:
+    while not stop.is_set():
+        into.append(procstat.rss_mb(cluster.pids()))
+        await asyncio.sleep(1.0)
+
+
+def read_records(path: Path) -> list[TurnRecord]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [TurnRecord(r["name"], float(r["latency_ms"]), float(r.get("held_s", 0))) for r in rows]
+
+
 async def run_locust(cluster: Cluster, users: int, seconds: int, corpus: Path) -> dict[str, Any]:
+    """One step: ``users`` sessions offered for ``seconds``; its figures (loadtest/report.py)."""
     prefix = Path(tempfile.mkdtemp()) / "locust"
+    records_path = prefix.parent / "records.jsonl"
     env = dict(os.environ)
     env.update(
         {
             "VOICE_URL": f"{cluster.ws_url}/ws/{cluster.token()}",
             "VOICE_CORPUS": str(corpus),
+            "VOICE_RECORDS": str(records_path),
             "PYTHONPATH": str(ROOT),
         }
     )
     stop = asyncio.Event()
     held = asyncio.create_task(_max_sessions(cluster, stop))
+    rss_samples: list[dict[str, float]] = []
+    sampler = asyncio.create_task(_sample_rss(cluster, stop, rss_samples))
+    cpu_before = procstat.cpu_s(cluster.pids())
+    started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -94,47 +114,40 @@ async def run_locust(cluster: Cluster, users: int, seconds: int, corpus: Path) -
         stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await process.communicate()
+    elapsed = time.perf_counter() - started
+    cpu_after = procstat.cpu_s(cluster.pids())
     stop.set()
     sessions = await held
-    rows = list(csv.DictReader((prefix.parent / "locust_stats.csv").open()))
-    answered = next((r for r in rows if r["Name"] == ANSWERED), None)
-    failed = next((r for r in rows if r["Name"] == FAILED), None)
-    if answered is None and failed is None:
+    await sampler
+    records = read_records(records_path)
+    if not records:
         raise RuntimeError(f"locust recorded no turns:\n{stderr.decode()[-2000:]}")
-    count = int(answered["Request Count"]) if answered else 0
-    errors = int(failed["Request Count"]) if failed else 0
-    return {
-        "users": users,
-        "sessions_held": sessions,
-        "turns": count + errors,
-        "answered": count,
-        "errors": errors,
-        "error_rate": round(errors / (count + errors), 3),
-        # Percentiles over the answered turns only (a failure is not a fast answer).
-        "p50_ms": float(answered["50%"]) if count and answered else None,
-        "p90_ms": float(answered["90%"]) if count and answered else None,
-        "memory_mb": memory_mb(cluster),
-    }
+    return step_summary(
+        users,
+        elapsed,
+        records,
+        cpu_seconds(cpu_before, cpu_after),
+        peak_rss_mb(rss_samples),
+        sessions,
+    )
 
 
 async def load(args: argparse.Namespace, cluster: Cluster) -> list[dict[str, Any]]:
     curve = []
-    print(
-        f"{'users':>6}{'held':>6}{'turns':>7}{'errors':>8}{'err %':>7}{'p50 ms':>9}{'p90 ms':>9}"
-        "  memory MB   (latency: answered turns only)"
-    )
+    if args.warmup_s:
+        # The first turns load caches and pages in the models: not a figure of any step.
+        print(f"warm-up: 1 session for {args.warmup_s} s (not reported)", flush=True)
+        await run_locust(cluster, 1, args.warmup_s, args.corpus)
+    admission = os.environ.get("GATEWAY_ADMISSION", "the gateway's default")
+    print(f"admission: {admission}; latency: answered turns only; cpu s: each process over")
+    print("the step; MB: peak RSS; refused: 503s at the upgrade (a user retries in 0.5-1.5 s)")
     for users in args.users:
         step = await run_locust(cluster, users, args.step_s, args.corpus)
         curve.append(step)
-        memory = ", ".join(f"{k} {v:.0f}" for k, v in step["memory_mb"].items())
-        p50, p90 = (
-            "-" if step[key] is None else f"{step[key]:.0f}" for key in ("p50_ms", "p90_ms")
-        )
-        print(
-            f"{users:>6}{step['sessions_held']:>6}{step['turns']:>7}{step['errors']:>8}"
-            f"{step['error_rate']:>7.1%}{p50:>9}{p90:>9}  {memory}",
-            flush=True,
-        )
+        header, row = table([step]).splitlines()
+        if len(curve) == 1:
+            print(header)
+        print(row, flush=True)
     return curve
 
 
@@ -176,6 +189,7 @@ async def main_async(args: argparse.Namespace) -> int:
     async with Cluster(config) as cluster:
         report: dict[str, Any] = {}
         if args.mode == "load":
+            report["gateway_admission"] = os.environ.get("GATEWAY_ADMISSION", "default")
             report["load"] = await load(args, cluster)
         else:
             report["soak"] = await soak(args, cluster)
@@ -191,7 +205,8 @@ def main() -> int:
     parser.add_argument("mode", choices=("load", "soak"))
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "speech")
     parser.add_argument("--users", default="1,2,4,8", help="concurrent sessions per load step")
-    parser.add_argument("--step-s", type=int, default=60, help="seconds per load step")
+    parser.add_argument("--step-s", type=int, default=30, help="seconds per load step")
+    parser.add_argument("--warmup-s", type=int, default=15, help="unreported warm-up (0: none)")
     parser.add_argument("--soak-users", type=int, default=2)
     parser.add_argument("--soak-s", type=int, default=300)
     parser.add_argument("--sample-s", type=int, default=15)

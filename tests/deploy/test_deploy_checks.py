@@ -59,6 +59,7 @@ def rendered(overlay: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 TOOLS = {
     "k8s": ("kubectl", "kubernetes-validate"),
+    "autoscale": ("kubectl", "kubernetes-validate"),
     "compose": ("docker-compose",),
     "docker": ("hadolint",),
     "images": (),
