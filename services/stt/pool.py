@@ -11,6 +11,10 @@ Two kinds of decode share one loaded model:
 
 The queue is bounded by its callers: each stream has at most one urgent decode queued
 (the servicer bounds the streams), and partials are never queued.
+
+When the decoder batches (``STT_MAX_BATCH`` above 1, ``services/stt/batcher.py``), a worker
+that takes an urgent decode takes the urgent decodes queued behind it too and runs them as one
+batch; a batch occupies one worker.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.stt.batcher import BatchCollector, BatchDecoder, BatchPolicy, DecodeRequest
 from services.stt.engine import DecodeCancelledError, Decoder, Decoding, LanguageDecoder
 
 log = logging.getLogger(__name__)
@@ -55,14 +60,31 @@ class PoolStats:
     cancelled: int = 0
     busy_s: float = 0.0
     partial_busy_s: float = 0.0
+    # Batches of more than one urgent decode, and the decodes they held.
+    batches: int = 0
+    batched: int = 0
 
 
 class DecodePool:
-    def __init__(self, decoder: Decoder, workers: int = 2, reserve: int = 1) -> None:
+    def __init__(
+        self,
+        decoder: Decoder,
+        workers: int = 2,
+        reserve: int = 1,
+        batching: BatchPolicy | None = None,
+    ) -> None:
+        """``batching``: how urgent decodes share a batch; by default the decoder's own
+        ``batch_policy`` (a :class:`BatchDecoder`), else none."""
         if workers < 1:
             raise ValueError("a decode pool needs at least one worker")
         self._decoder = decoder
         self._language_decoder = decoder if isinstance(decoder, LanguageDecoder) else None
+        self._batch_decoder = decoder if isinstance(decoder, BatchDecoder) else None
+        if batching is None and self._batch_decoder is not None:
+            batching = self._batch_decoder.batch_policy
+        self._collector: BatchCollector[_Job] | None = None
+        if self._batch_decoder is not None and batching is not None and batching.enabled:
+            self._collector = BatchCollector(batching, self._joins)
         self._workers = workers
         self._reserve = min(reserve, workers - 1)
         self._queue: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
@@ -82,6 +104,11 @@ class DecodePool:
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def queued(self) -> int:
+        """Decodes waiting for a worker (the load report's queue depth)."""
+        return self._queued
 
     def submit(
         self, samples: np.ndarray, cancel: threading.Event | None = None, language: str = ""
@@ -121,11 +148,17 @@ class DecodePool:
             _, _, job = self._queue.get()
             if job is None:
                 return
+            jobs = [job]
+            if self._collector is not None and self._batchable(job):
+                jobs = self._collector.collect(job, self._queue)
             with self._lock:
-                self._queued -= 1
+                self._queued -= len(jobs)
                 self._busy += 1
             try:
-                self._run(job)
+                if len(jobs) == 1:
+                    self._run(job)
+                else:
+                    self._run_batch(jobs)
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -159,6 +192,39 @@ class DecodePool:
         # A closed loop means nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             job.loop.call_soon_threadsafe(_settle, job.future, outcome)
+
+    def _batchable(self, job: _Job) -> bool:
+        decoder = self._batch_decoder
+        return job.priority == URGENT and decoder is not None and decoder.batchable(job.samples)
+
+    def _joins(self, first: _Job, job: _Job) -> bool:
+        return job.language == first.language and self._batchable(job)
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        assert self._batch_decoder is not None
+        jobs = [job for job in jobs if not job.future.cancelled()]
+        if not jobs:
+            return
+        started = time.perf_counter()
+        requests = [DecodeRequest(job.samples, job.cancel, job.language) for job in jobs]
+        outcomes: list[Decoding | BaseException]
+        try:
+            outcomes = self._batch_decoder.decode_batch(requests)
+        except Exception as error:  # handed to every stream, which logs it
+            outcomes = [error] * len(jobs)
+        used = time.perf_counter() - started
+        with self._lock:
+            self.stats.busy_s += used
+            self.stats.batches += 1
+            self.stats.batched += len(jobs)
+            for outcome in outcomes:
+                if isinstance(outcome, DecodeCancelledError):
+                    self.stats.cancelled += 1
+                else:
+                    self.stats.urgent += 1
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_settle, job.future, outcome)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -30,6 +30,8 @@ class SttSettings:
     encoder_window_s: float
     decode_workers: int
     max_streams: int
+    max_batch: int = 1
+    batch_window_ms: int = 0
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> SttSettings:
@@ -52,6 +54,8 @@ class SttSettings:
             encoder_window_s=env.number(10.0, "STT_ENCODER_WINDOW_S", low=4.0, high=30.0),
             decode_workers=env.integer(2, "STT_DECODE_WORKERS", low=1, high=64),
             max_streams=env.integer(32, "STT_MAX_STREAMS", low=1, high=10000),
+            max_batch=env.integer(1, "STT_MAX_BATCH", low=1, high=64),
+            batch_window_ms=env.integer(0, "STT_BATCH_WINDOW_MS", low=0, high=100),
         )
         if settings.pause_ms > settings.end_of_turn_ms:
             env.problem("STT_PAUSE_MS must not exceed STT_END_OF_TURN_MS")
