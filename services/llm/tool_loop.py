@@ -67,6 +67,8 @@ class TurnTools:
     # reply's text had been spoken before each (the user heard the outcome if they heard more).
     exchange: list[tuple[int, Message]] = field(default_factory=list)
     spoken_chars: int = 0
+    # Each call's outcome (ok, error, timeout, not_found), by call id.
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     def kept_for(self, heard_chars: int | None) -> tuple[Message, ...]:
         """The tool messages the history keeps: all of them for a reply heard to its end
@@ -136,6 +138,7 @@ class ToolLoop:
             asked = Message("assistant", "", tool_calls=tuple(calls))
             messages.append(asked)
             tools.exchange.append((tools.spoken_chars, asked))
+            spoken: list[str] = []
             for call in calls:
                 called.add((call.name, call.arguments_json))
                 task = asyncio.create_task(self._call(call, tools), name=f"tool-{call.name}")
@@ -155,6 +158,17 @@ class ToolLoop:
                 answer = Message("tool", result, tool_call_id=call.call_id, name=call.name)
                 messages.append(answer)
                 tools.exchange.append((tools.spoken_chars, answer))
+                if tools.outcomes.get(call.call_id) == "ok" and self._speaks_result(call):
+                    spoken.append(result)
+            if spoken and len(spoken) == len(calls):
+                words = " ".join(spoken)
+                tools.spoken_chars += len(words)
+                yield words
+                return
+
+    def _speaks_result(self, call: ToolCall) -> bool:
+        tool = self.registry.get(call.name)
+        return tool is not None and tool.speaks_result
 
     async def _prefetched(self, turn: Turn, tools: TurnTools) -> list[tuple[ToolCall, str]]:
         """The knowledge base's answer to the user's words, where it has one."""
@@ -243,6 +257,7 @@ class ToolLoop:
         self, call: ToolCall, tools: TurnTools, outcome: str, result: str, elapsed_ms: float
     ) -> str:
         TOOL_CALLS.labels(call.name if self.registry.get(call.name) else "unknown", outcome).inc()
+        tools.outcomes[call.call_id] = outcome
         if elapsed_ms:
             TOOL_SECONDS.labels(call.name).observe(elapsed_ms / 1000)
         tools.emit(

@@ -95,6 +95,30 @@ async def test_a_result_goes_back_to_the_model_which_speaks_on() -> None:
     assert events[1].tool_result.outcome == "ok"
 
 
+async def test_a_result_that_is_the_answer_is_spoken_as_it_is_without_another_round() -> None:
+    loop = ToolLoop(ToolRegistry([current_time_tool("UTC"), calculate_tool()]))
+    model = Scripted([ToolCall("c1", "current_time", {})])
+    state, events = tools_state()
+    text = await reply(loop, model, state, "What time is it?")
+    assert text.startswith("It is ") and text.endswith("(UTC).")
+    assert len(model.seen) == 1  # the model is not asked to read the time back
+    assert state.outcomes == {"c1": "ok"}
+    assert [m.role for m in state.kept_for(None)] == ["assistant", "tool"]
+    assert events[1].tool_result.result == text
+
+
+async def test_a_spoken_result_that_failed_goes_back_to_the_model() -> None:
+    async def broken(_arguments: dict[str, Any]) -> str:
+        raise RuntimeError("no clock")
+
+    clock = Tool(ToolSpec("current_time", "The time."), broken, speaks_result=True)
+    model = Scripted([ToolCall("c1", "current_time", {})])
+    state, _ = tools_state()
+    text = await reply(ToolLoop(ToolRegistry([clock])), model, state, "What time is it?")
+    assert text == "Said: The current_time tool failed: no clock"
+    assert len(model.seen) == 2
+
+
 async def test_several_calls_in_one_turn_and_the_last_round_offers_no_tools() -> None:
     log: list[str] = []
     registry = ToolRegistry([slow_tool("a", 0, log=log), slow_tool("b", 0, log=log)])
@@ -175,7 +199,7 @@ async def test_a_tool_without_side_effects_runs_before_the_confirmation() -> Non
     state, events = tools_state(confirmed=False)
     loop = ToolLoop(ToolRegistry([current_time_tool("UTC")]))
     text = await reply(loop, Scripted([ToolCall("1", "current_time")]), state)
-    assert text.startswith("Said: It is ")
+    assert text.startswith("It is ")
     assert not state.confirmed.is_set() and events[-1].tool_result.outcome == "ok"
 
 

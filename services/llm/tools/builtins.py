@@ -138,7 +138,7 @@ def current_time_tool(zone_name: str) -> Tool:
         "Get the current time and today's date, e.g. for 'What time is it?' or 'What day is it?'.",
         hints=TIME_WORDS,
     )
-    return Tool(spec, run, timeout_s=1.0, source="builtin")
+    return Tool(spec, run, timeout_s=1.0, source="builtin", speaks_result=True)
 
 
 def calculate_tool() -> Tool:

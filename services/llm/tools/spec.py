@@ -70,6 +70,10 @@ class Tool:
     # Set for the knowledge base: the loop may look the user's words up before the first
     # round (ToolLoop.prefetch), with the arguments ``{"query": words}``.
     lookup: Lookup | None = field(default=None, compare=False)
+    # Its result is a complete spoken answer ("It is 11:52 PM on Tuesday..."): the loop speaks
+    # it as it is instead of asking the model to read it back (a small model may talk about
+    # the tool instead, and a round costs a second on 2 CPU cores).
+    speaks_result: bool = False
 
     @property
     def name(self) -> str:
