@@ -88,8 +88,11 @@ bench-baseline: install ## Run the benchmark and save it as the baseline to comp
 waterfall: $(INSTALLED) ## Print a turn's waterfall from Jaeger (TRACE=id JAEGER=http://localhost:16686)
 	@$(PY) -m tools.waterfall $(TRACE) --jaeger $(or $(JAEGER),http://localhost:16686)
 
-load: install ## Load test with Locust: N sessions of real speech (USERS=1,2,4,8 STEP_S=60)
-	@$(PY) -m loadtest.run load --corpus $(CORPUS) --users $(or $(USERS),1,2,4,8) --step-s $(or $(STEP_S),60)
+# make's $(or) splits at commas: the default list of steps lives in its own variable.
+LOAD_USERS = $(or $(USERS),1$(comma)2$(comma)4$(comma)8)
+comma := ,
+load: install ## Load test with Locust: per step admitted/refused, p50/p90, CPU s and peak RSS per stage (USERS=1,2,4,8 STEP_S=30 OUT=file.json; GATEWAY_ADMISSION=off for the raw curve)
+	@$(PY) -m loadtest.run load --corpus $(CORPUS) --users $(LOAD_USERS) --step-s $(or $(STEP_S),30) $(if $(OUT),--out $(OUT),)
 
 soak: install ## Soak test: sessions held for SOAK_S seconds, memory sampled (SOAK_S=300)
 	@$(PY) -m loadtest.run soak --corpus $(CORPUS) --soak-s $(or $(SOAK_S),300)
@@ -163,9 +166,12 @@ test-containers: install engine ## Build the images, run them with compose and t
 down: $(INSTALLED) ## Stop and remove the compose containers
 	@$(COMPOSE) --profile cpu --profile gpu down
 
+BARGE_IN_CASES := decision,interrupt,backchannel,echo,echo-interrupt
+BARGE_IN_ECHO_CANCEL := on,off
 .PHONY: bench-barge-in
-bench-barge-in: install ## Talk over the agent: how fast its audio stops (TRIALS=12)
-	@$(PY) -m bench.barge_in --trials $(or $(TRIALS),12)
+bench-barge-in: install ## Talk over the agent: interruptions, backchannels, echo (CASES=... TRIALS=6 CASE_TRIALS=6 ECHO_TRIALS=10 ECHO_CANCEL=on,off)
+	@$(PY) -m bench.barge_in --trials $(or $(TRIALS),6) --cases $(or $(CASES),$(BARGE_IN_CASES)) \
+		--case-trials $(or $(CASE_TRIALS),6) --echo-trials $(or $(ECHO_TRIALS),10) --echo-cancel $(or $(ECHO_CANCEL),$(BARGE_IN_ECHO_CANCEL))
 
 .PHONY: bench-tools
 bench-tools: install ## Tool selection accuracy on 33 scripted requests, and a tool's round trip (PROVIDER=local|demo)
@@ -183,6 +189,10 @@ bench-tts: install ## Embedded voice, replies streamed at 30 tokens/s: first aud
 bench-stt: install ## Streaming stt on real speech: WER, RTF, word->partial, end->final, streams
 	@$(PY) -m bench.stt_stream --corpus $(CORPUS) $(if $(OUT),--out $(OUT),)
 
+.PHONY: bench-stt-batch
+bench-stt-batch: install ## Whisper: N decodes one by one vs on 2 workers vs one batch of N (THREADS=0,1,2 OUT=file.json)
+	@$(PY) -m bench.stt_batch --corpus $(CORPUS) $(if $(THREADS),--threads $(THREADS),) $(if $(OUT),--out $(OUT),)
+
 .PHONY: bench-peer
 bench-peer: install ## This project vs a stock Pipecat 1.14 pipeline, same models and clips (LIMIT=n; makes .venv-peer/)
 	@$(PY) -m bench.peer --corpus $(CORPUS) --sessions $(SESSIONS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),)
@@ -196,3 +206,10 @@ k8s-validate: deploy-check ## The Kubernetes overlays (and the rest of deploy/) 
 .PHONY: bench-phone
 bench-phone: install ## Phone calls: the clips as 8 kHz mu-law over Twilio's protocol vs 16 kHz PCM: latency p50/p90, WER (LIMIT=n STT=base)
 	@$(PY) -m bench.phone --corpus $(CORPUS) $(if $(LIMIT),--limit $(LIMIT),) $(if $(OUT),--out $(OUT),) $(if $(STT),--stt-model $(STT),)
+
+.PHONY: cost capacity-sim
+cost: $(INSTALLED) ## Cost model per stage from a make load report, and conversations per node (LOAD=file.json CORES=8 MEMORY_GB=16 BUDGET_MS=800)
+	@$(PY) -m tools.capacity.cost $(if $(LOAD),--load $(LOAD),) --cores $(or $(CORES),8) --memory-gb $(or $(MEMORY_GB),16) --budget-ms $(or $(BUDGET_MS),800)
+
+capacity-sim: $(INSTALLED) ## Simulate a day under three scaling policies from make cost's JSON: summary, JSON and PNG (SEED=1 HOURS=24 FIXED_MS=500 BUDGET_MS=800)
+	@$(PY) -m tools.capacity.day --seed $(or $(SEED),1) --hours $(or $(HOURS),24) --fixed-latency-ms $(or $(FIXED_MS),500) $(if $(BUDGET_MS),--budget-ms $(BUDGET_MS),)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import grpc
 
 from gateway.arrival import ArrivalClock
 from gateway.driver import StageSenders, TurnDriver
+from gateway.echo import EchoTransport
 from gateway.links import StageFailure, StageLink
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -26,13 +28,23 @@ from gateway.stage_events import from_llm, from_stt, from_tts
 from gateway.transports.base import (
     ClientAudio,
     ClientDigits,
+    ClientPlayed,
     ClientStop,
     StartRequest,
     Transport,
 )
 from gateway.turns import events as ev
+from gateway.turns.barge_in import phrases_of, words_of
 from gateway.turns.machine import TurnMachine
-from gateway.turns.policy import BargeIn, EarlyThinking, EndOfTurn, ReplyStyle, TurnPolicy
+from gateway.turns.policy import (
+    BargeIn,
+    CheckIn,
+    EarlyThinking,
+    EndOfTurn,
+    Playout,
+    ReplyStyle,
+    TurnPolicy,
+)
 from gateway.upstream import Upstreams
 from voice.v1 import audio_pb2, llm_pb2, stt_pb2, tts_pb2
 
@@ -65,7 +77,10 @@ class Session:
         metrics: GatewayMetrics,
     ) -> None:
         self.id = session_id
-        self._transport = transport
+        # With echo cancelling, the transport is seen through: the agent's audio that goes out
+        # is the far end the microphone's audio is cleaned of (gateway/echo.py).
+        self._echo = EchoTransport(transport, time.perf_counter) if settings.echo_cancel else None
+        self._transport: Transport = transport if self._echo is None else self._echo
         self._upstreams = upstreams
         self._settings = settings
         self._metrics = metrics
@@ -122,6 +137,8 @@ class Session:
                 self._audio(item)
             elif isinstance(item, ClientDigits):
                 self._digits(item)
+            elif isinstance(item, ClientPlayed):
+                self._post(ev.PlaybackReported(item.turn_id, item.ms / 1000))
 
     async def _start(self, request: StartRequest) -> None:
         if self._links:
@@ -146,8 +163,14 @@ class Session:
         if not self._links:
             self._open_links()
             self._start_links()
-        self._clock.record(len(audio.pcm) // 2, audio.at)
-        chunk = audio_pb2.AudioChunk(pcm=audio.pcm, sample_rate=self._transport.input_rate)
+        if self._echo is not None:
+            self._echo.clean(audio, self._to_stt)
+        else:
+            self._to_stt(audio.pcm, audio.at)
+
+    def _to_stt(self, pcm: bytes, at: float) -> None:
+        self._clock.record(len(pcm) // 2, at)
+        chunk = audio_pb2.AudioChunk(pcm=pcm, sample_rate=self._transport.input_rate)
         self._links["stt"].send(stt_pb2.TranscribeRequest(audio=chunk))
 
     def _digits(self, digits: ClientDigits) -> None:
@@ -172,9 +195,9 @@ class Session:
     def _open_links(self) -> None:
         up = self._upstreams
         self._links = {
-            "stt": self._link("stt", up.stt.Transcribe, self._stt_config, self._stt_event),
-            "llm": self._link("llm", up.llm.Converse, self._llm_config, from_llm),
-            "tts": self._link("tts", up.tts.Synthesize, self._tts_config, from_tts),
+            "stt": self._link("stt", up.opener("stt"), self._stt_config, self._stt_event),
+            "llm": self._link("llm", up.opener("llm"), self._llm_config, from_llm),
+            "tts": self._link("tts", up.opener("tts"), self._tts_config, from_tts),
         }
         for link in self._links.values():
             link.open()
@@ -264,12 +287,32 @@ class Session:
             threshold=settings.end_of_turn_threshold,
         )
 
+    def _barge_in(self) -> BargeIn:
+        settings = self._settings
+        longest = settings.barge_in_max_backchannel_ms
+        return BargeIn(
+            settings.barge_in_ms / 1000,
+            # 0: decided by time alone, as before (the agent plays on meanwhile).
+            max_backchannel_s=longest / 1000 if longest else None,
+            duck=bool(longest),
+            duck_gain=settings.barge_in_duck_gain,
+            backchannels=words_of(settings.backchannels),
+            interrupts=phrases_of(settings.interrupt_words),
+            echo_overlap=settings.barge_in_echo_overlap,
+        )
+
     def _start_links(self) -> None:
         options = self._options
         policy = TurnPolicy(
             session_id=self.id,
             early_thinking=EarlyThinking(options.early_thinking),
-            barge_in=BargeIn(self._settings.barge_in_ms / 1000),
+            barge_in=self._barge_in(),
+            playout=Playout(self._settings.playout_lead_ms / 1000),
+            check_in=CheckIn(
+                self._settings.check_in_ms / 1000,
+                self._settings.check_in_text,
+                self._settings.check_in_then,
+            ),
             style=ReplyStyle(options.serial),
             stage_timeout_s=self._settings.turn_timeout_s,
             end_of_turn=self._end_of_turn(),
@@ -303,6 +346,8 @@ class Session:
 
     async def _stop(self) -> None:
         """Stop everything, whatever failed before: the links always close."""
+        if self._echo is not None:
+            await self._echo.stop()
         try:
             if self._tasks:
                 self._tasks[0].cancel()  # the driver

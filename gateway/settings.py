@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.agent_file import AgentFileError, agent_voice
+from gateway.turns.barge_in import DEFAULT_BACKCHANNELS, DEFAULT_INTERRUPTS
+from gateway.turns.check_in import DEFAULT_CHECK_IN_TEXT
 from gateway.turns.policy import END_OF_TURN_RULES
 from voice.settings import CommonSettings, Env
 
@@ -40,6 +42,27 @@ class GatewaySettings:
     public_url: str = ""
     # The agent file's voice (gateway/agent_file.py), for sessions that ask for none.
     agent_voice: str = ""
+    # Admission and replica choice from the stages' load reports (gateway/admission.py).
+    admission: str = "off"
+    latency_budget_ms: int = 800
+    admission_overhead_ms: int = 100
+    retry_after_s: int = 5
+    hold_timeout_s: float = 30.0
+    load_poll_ms: int = 500
+    resolve_interval_s: float = 10.0
+    # Server-side echo cancelling of the agent's own voice in the microphone (gateway/echo.py).
+    echo_cancel: bool = False
+    # Barge-in like a person, paced output and the check-in (gateway/turns/barge_in.py,
+    # playout.py, check_in.py).
+    playout_lead_ms: int = 250
+    barge_in_duck_gain: float = 0.25
+    barge_in_max_backchannel_ms: int = 800
+    backchannels: tuple[str, ...] = DEFAULT_BACKCHANNELS
+    interrupt_words: tuple[str, ...] = DEFAULT_INTERRUPTS
+    barge_in_echo_overlap: float = 0.6
+    check_in_ms: int = 8000
+    check_in_text: str = DEFAULT_CHECK_IN_TEXT
+    check_in_then: str = "keep"
 
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -58,7 +81,7 @@ class GatewaySettings:
             output_sample_rate=env.integer(
                 24000, "GATEWAY_OUTPUT_SAMPLE_RATE", low=8000, high=48000
             ),
-            max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=1, high=10000),
+            max_sessions=env.integer(32, "GATEWAY_MAX_SESSIONS", low=0, high=10000),
             max_frame_bytes=env.integer(65536, "GATEWAY_MAX_FRAME_BYTES", low=1024, high=1 << 22),
             pipeline=env.text("streaming", "GATEWAY_PIPELINE", choices=("streaming", "serial")),
             barge_in_ms=env.integer(300, "GATEWAY_BARGE_IN_MS", low=0, high=5000),
@@ -75,6 +98,29 @@ class GatewaySettings:
             twilio_auth_token=env.text("", "TWILIO_AUTH_TOKEN"),
             public_url=env.text("", "GATEWAY_PUBLIC_URL").rstrip("/"),
             agent_voice=_agent_voice(env),
+            echo_cancel=env.text("off", "GATEWAY_ECHO_CANCEL", choices=("on", "off")) == "on",
+            playout_lead_ms=env.integer(250, "GATEWAY_PLAYOUT_LEAD_MS", low=40, high=10000),
+            barge_in_duck_gain=env.number(0.25, "GATEWAY_BARGE_IN_DUCK_GAIN", low=0.0, high=1.0),
+            barge_in_max_backchannel_ms=env.integer(
+                800, "GATEWAY_BARGE_IN_MAX_BACKCHANNEL_MS", low=0, high=10000
+            ),
+            backchannels=env.items(DEFAULT_BACKCHANNELS, "GATEWAY_BACKCHANNELS"),
+            interrupt_words=env.items(DEFAULT_INTERRUPTS, "GATEWAY_INTERRUPT_WORDS"),
+            barge_in_echo_overlap=env.number(
+                0.6, "GATEWAY_BARGE_IN_ECHO_OVERLAP", low=0.0, high=1.0
+            ),
+            check_in_ms=env.integer(8000, "GATEWAY_CHECK_IN_MS", low=0, high=3600000),
+            check_in_text=env.text(DEFAULT_CHECK_IN_TEXT, "GATEWAY_CHECK_IN_TEXT"),
+            check_in_then=env.text("keep", "GATEWAY_CHECK_IN_THEN", choices=("keep", "end")),
+            admission=env.text("off", "GATEWAY_ADMISSION", choices=("off", "refuse", "hold")),
+            latency_budget_ms=env.integer(800, "GATEWAY_LATENCY_BUDGET_MS", low=50, high=60000),
+            admission_overhead_ms=env.integer(
+                100, "GATEWAY_ADMISSION_OVERHEAD_MS", low=0, high=10000
+            ),
+            retry_after_s=env.integer(5, "GATEWAY_RETRY_AFTER_S", low=1, high=3600),
+            hold_timeout_s=env.number(30.0, "GATEWAY_HOLD_TIMEOUT_S", low=1.0, high=3600.0),
+            load_poll_ms=env.integer(500, "GATEWAY_LOAD_POLL_MS", low=50, high=60000),
+            resolve_interval_s=env.number(10.0, "GATEWAY_RESOLVE_INTERVAL_S", low=1.0, high=3600.0),
         )
         if settings.twilio_auth_token and not settings.public_url:
             env.problem(
