@@ -7,6 +7,8 @@ carries the call and its ``functionResponse`` so the model can speak about the r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from services.llm.engine import Message, Turn
@@ -23,7 +25,9 @@ pytestmark = [
 
 
 async def test_a_function_call_runs_the_tool_and_its_response_goes_back() -> None:
-    registry = ToolRegistry([current_time_tool("UTC"), calculate_tool()])
+    # Read back by the model (the built-in clock speaks its result itself: see below).
+    clock = dataclasses.replace(current_time_tool("UTC"), speaks_result=False)
+    registry = ToolRegistry([clock, calculate_tool()])
     events: list[llm_pb2.ConverseResponse] = []
     tools = TurnTools("t1", events.append)
     tools.confirmed.set()
@@ -53,6 +57,19 @@ async def test_a_function_call_runs_the_tool_and_its_response_goes_back() -> Non
     kinds = [event.WhichOneof("event") for event in events]
     assert kinds == ["tool_call", "tool_result"]
     assert events[1].tool_result.outcome == "ok"
+
+
+async def test_a_result_that_is_the_answer_is_spoken_without_a_second_request() -> None:
+    registry = ToolRegistry([current_time_tool("UTC"), calculate_tool()])
+    tools = TurnTools("t1", lambda _event: None)
+    tools.confirmed.set()
+    turn = Turn((Message("system", "Speak briefly."), Message("user", "What time is it?")), 48)
+    async with fake_gemini() as server:
+        model = gemini(server.url, model="tool-call")
+        text = "".join([d async for d in ToolLoop(registry).reply(model, turn, tools)])
+        await model.aclose()
+    assert text.startswith("It is ") and text.endswith("(UTC).")
+    assert len(server.requests) == 1
 
 
 async def test_without_tools_the_request_declares_none() -> None:
